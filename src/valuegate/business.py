@@ -1,0 +1,311 @@
+"""THE value model: what a model's decisions are worth, in currency per period.
+
+Every money figure valuegate shows (baselines, candidates, uplift, threshold choice, and
+later the gate, tuning and monitoring) is computed here, from the objective config.
+
+Binary classification
+    Each case gets one of four outcomes. Outcome `o` is worth
+    `value[o] + per_amount[o] * amount` for that case (currency), where `amount` is the
+    optional per-row amount column. A model flags a case as positive when its score is
+    `>= threshold`. Value per period = mean value per case x `volume` (cases per period).
+
+Regression
+    An error `e = y_pred - y_true` beyond `tolerance` costs `over` per unit when positive
+    and `under` per unit when negative; value per case = -cost. The operating point is an
+    additive `offset` to the predictions, chosen like a threshold: asymmetric costs make a
+    shifted prediction worth more than the unbiased one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from valuegate.config.schema import Config, Constraint
+
+OUTCOMES = ("tp", "fp", "fn", "tn")
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A chosen decision rule and what it is worth on the rows it was chosen on."""
+
+    kind: str  # "threshold" (binary) or "offset" (regression)
+    value: float  # the threshold (score units) or offset (target units)
+    value_per_period: float  # at the chosen operating point
+    default_value_per_period: float  # at threshold 0.5 / offset 0
+    constraints_met: bool
+    metrics: dict[str, float] = field(default_factory=dict)  # at the chosen point
+
+
+def _as_float_array(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    return array
+
+
+@dataclass(frozen=True)
+class BinaryValueModel:
+    """Currency value of binary decisions. `values[o] = (fixed, per_amount)` for each outcome."""
+
+    values: dict[str, tuple[float, float]]
+    volume: float
+
+    @classmethod
+    def from_config(cls, config: Config) -> BinaryValueModel:
+        outcomes = config.objective.outcomes
+        assert outcomes is not None  # guaranteed by the schema for binary tasks
+        values = {
+            o: (getattr(outcomes, o).value, getattr(outcomes, o).per_amount) for o in OUTCOMES
+        }
+        return cls(values=values, volume=config.objective.volume)
+
+    def _outcome_values(self, outcome: str, n: int, amount: np.ndarray | None) -> np.ndarray:
+        fixed, per_amount = self.values[outcome]
+        if amount is None or per_amount == 0:
+            return np.full(n, fixed, dtype=float)
+        return fixed + per_amount * amount
+
+    def _flag_and_keep_values(
+        self, y_true: np.ndarray, amount: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row value if flagged, and if not flagged. Shapes (n,), (n,)."""
+        n = len(y_true)
+        positive = y_true.astype(bool)
+        flagged = np.where(
+            positive,
+            self._outcome_values("tp", n, amount),
+            self._outcome_values("fp", n, amount),
+        )
+        kept = np.where(
+            positive,
+            self._outcome_values("fn", n, amount),
+            self._outcome_values("tn", n, amount),
+        )
+        return flagged, kept
+
+    def case_values(self, y_true: Any, flagged: Any, amount: Any | None = None) -> np.ndarray:
+        """Value of each case (currency), shape (n,). `y_true`, `flagged`: 0/1 arrays."""
+        y = _as_float_array(y_true, "y_true")
+        decisions = _as_float_array(flagged, "flagged").astype(bool)
+        amounts = None if amount is None else _as_float_array(amount, "amount")
+        if_flagged, if_kept = self._flag_and_keep_values(y, amounts)
+        return np.where(decisions, if_flagged, if_kept)
+
+    def value_per_period(self, y_true: Any, flagged: Any, amount: Any | None = None) -> float:
+        """Mean value per case x volume (currency per period)."""
+        values = self.case_values(y_true, flagged, amount)
+        if len(values) == 0:
+            raise ValueError("cannot value an empty set of cases")
+        return float(values.mean() * self.volume)
+
+    def value_at_threshold(
+        self, y_true: Any, scores: Any, threshold: float, amount: Any | None = None
+    ) -> float:
+        flagged = _as_float_array(scores, "scores") >= threshold
+        return self.value_per_period(y_true, flagged, amount)
+
+    def curve(self, y_true: Any, scores: Any, amount: Any | None = None) -> dict[str, np.ndarray]:
+        """Value and confusion counts for every distinct decision a score allows.
+
+        Returns arrays of length m + 1 (m = distinct scores), ordered from flagging no case
+        to flagging every case: `threshold` (flag when score >= threshold),
+        `value_per_period`, `tp`, `fp`, `fn`, `tn`.
+        """
+        y = _as_float_array(y_true, "y_true")
+        s = _as_float_array(scores, "scores")
+        if len(y) != len(s):
+            raise ValueError(f"y_true has {len(y)} rows but scores has {len(s)}")
+        if len(y) == 0:
+            raise ValueError("cannot value an empty set of cases")
+        if np.isnan(s).any():
+            raise ValueError("scores contain NaN")
+        amounts = None if amount is None else _as_float_array(amount, "amount")
+        if_flagged, if_kept = self._flag_and_keep_values(y, amounts)
+
+        order = np.argsort(-s, kind="mergesort")
+        s_sorted = s[order]
+        gain = (if_flagged - if_kept)[order]
+        positive = y[order]
+        # Last index of each group of tied scores: flagging is all-or-nothing within a tie.
+        ends = np.flatnonzero(np.r_[s_sorted[1:] != s_sorted[:-1], True])
+        cum_gain = np.r_[0.0, np.cumsum(gain)[ends]]
+        tp = np.r_[0.0, np.cumsum(positive)[ends]]
+        flagged_count = np.r_[0.0, ends + 1.0]
+        fp = flagged_count - tp
+        n_pos = positive.sum()
+        n = float(len(y))
+        fn = n_pos - tp
+        tn = (n - n_pos) - fp
+
+        distinct = s_sorted[ends]  # descending
+        top = distinct[0]
+        above_top = (top + 1.0) / 2.0 if top < 1.0 else float(np.nextafter(top, np.inf))
+        # Midpoints between neighbouring scores generalise better than the scores
+        # themselves; where two scores are adjacent floats the midpoint collapses onto
+        # the lower one, and the score itself is used.
+        lower = np.r_[distinct[1:], min(0.0, distinct[-1])]
+        midpoints = (distinct + lower) / 2.0
+        collapsed = np.r_[midpoints[:-1] <= distinct[1:], False]
+        thresholds = np.r_[above_top, np.where(collapsed, distinct, midpoints)]
+        value = (if_kept.sum() + cum_gain) / n * self.volume
+        return {
+            "threshold": thresholds,
+            "value_per_period": value,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "tn": tn,
+        }
+
+    def choose_threshold(
+        self,
+        y_true: Any,
+        scores: Any,
+        amount: Any | None = None,
+        constraints: list[Constraint] | tuple[Constraint, ...] = (),
+    ) -> OperatingPoint:
+        """The threshold that maximises value among those meeting every constraint.
+
+        Ties are broken by the middle of the tied set (the centre of a flat optimum). When
+        no threshold meets the constraints, the value-maximising one is returned with
+        `constraints_met=False`.
+        """
+        curve = self.curve(y_true, scores, amount)
+        metrics = threshold_metrics(curve)
+        feasible = np.ones(len(curve["threshold"]), dtype=bool)
+        for constraint in constraints:
+            feasible &= np.array([constraint.holds(v) for v in metrics[constraint.metric]])
+        met = bool(feasible.any())
+        value = curve["value_per_period"]
+        candidates = np.flatnonzero(feasible) if met else np.arange(len(value))
+        best = value[candidates].max()
+        tol = 1e-9 * max(1.0, abs(best))
+        tied = candidates[value[candidates] >= best - tol]
+        pick = int(tied[len(tied) // 2])
+        return OperatingPoint(
+            kind="threshold",
+            value=float(curve["threshold"][pick]),
+            value_per_period=float(value[pick]),
+            default_value_per_period=self.value_at_threshold(y_true, scores, 0.5, amount),
+            constraints_met=met,
+            metrics={name: float(series[pick]) for name, series in metrics.items()},
+        )
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def threshold_metrics(counts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Threshold-dependent metrics from confusion counts (arrays); NaN where undefined."""
+    tp, fp, fn, tn = (np.asarray(counts[k], dtype=float) for k in OUTCOMES)
+    n = tp + fp + fn + tn
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "specificity": _ratio(tn, tn + fp),
+        "false_positive_rate": _ratio(fp, fp + tn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "accuracy": _ratio(tp + tn, n),
+        "flag_rate": _ratio(tp + fp, n),
+    }
+
+
+@dataclass(frozen=True)
+class RegressionValueModel:
+    """Currency cost of regression errors; value = -cost."""
+
+    under: float
+    over: float
+    tolerance: float
+    volume: float
+
+    @classmethod
+    def from_config(cls, config: Config) -> RegressionValueModel:
+        cost = config.objective.cost
+        assert cost is not None  # guaranteed by the schema for regression tasks
+        return cls(cost.under, cost.over, cost.tolerance, config.objective.volume)
+
+    def case_values(self, y_true: Any, y_pred: Any) -> np.ndarray:
+        """Value of each case (currency, <= 0), shape (n,)."""
+        y = _as_float_array(y_true, "y_true")
+        p = _as_float_array(y_pred, "y_pred")
+        if len(y) != len(p):
+            raise ValueError(f"y_true has {len(y)} rows but y_pred has {len(p)}")
+        error = p - y
+        excess = np.maximum(np.abs(error) - self.tolerance, 0.0)
+        return -np.where(error > 0, self.over * excess, self.under * excess)
+
+    def value_per_period(self, y_true: Any, y_pred: Any) -> float:
+        values = self.case_values(y_true, y_pred)
+        if len(values) == 0:
+            raise ValueError("cannot value an empty set of cases")
+        return float(values.mean() * self.volume)
+
+    def choose_offset(
+        self,
+        y_true: Any,
+        y_pred: Any,
+        constraints: list[Constraint] | tuple[Constraint, ...] = (),
+        n_candidates: int = 201,
+    ) -> OperatingPoint:
+        """The additive offset to predictions that maximises value (meeting constraints).
+
+        Candidates are 0 and the residual quantiles at `n_candidates` evenly spaced levels
+        (the optimum of a piecewise-linear cost lies at a residual, shifted by the
+        tolerance). Ties go to the smallest absolute offset.
+        """
+        y = _as_float_array(y_true, "y_true")
+        p = _as_float_array(y_pred, "y_pred")
+        residual = y - p
+        levels = np.linspace(0.0, 1.0, n_candidates)
+        quantiles = np.quantile(residual, levels)
+        tol = self.tolerance
+        offsets = np.unique(np.r_[0.0, quantiles, quantiles - tol, quantiles + tol])
+        values = np.array([self.value_per_period(y, p + o) for o in offsets])
+        metrics_by_offset = [regression_metrics(y, p + o) for o in offsets]
+        feasible = np.array(
+            [all(c.holds(m[c.metric]) for c in constraints) for m in metrics_by_offset]
+        )
+        met = bool(feasible.any())
+        candidates = np.flatnonzero(feasible) if met else np.arange(len(offsets))
+        best = values[candidates].max()
+        tied = candidates[values[candidates] >= best - 1e-9 * max(1.0, abs(best))]
+        pick = int(tied[np.argmin(np.abs(offsets[tied]))])
+        return OperatingPoint(
+            kind="offset",
+            value=float(offsets[pick]),
+            value_per_period=float(values[pick]),
+            default_value_per_period=self.value_per_period(y, p),
+            constraints_met=met,
+            metrics=metrics_by_offset[pick],
+        )
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R2 (target units)."""
+    error = y_pred - y_true
+    ss_res = float(np.sum(error**2))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    return {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+    }
+
+
+ValueModel = BinaryValueModel | RegressionValueModel
+
+
+def value_model(config: Config) -> ValueModel:
+    """The value model the objective declares."""
+    if config.data.task == "binary":
+        return BinaryValueModel.from_config(config)
+    return RegressionValueModel.from_config(config)

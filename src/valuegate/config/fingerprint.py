@@ -1,0 +1,68 @@
+"""Fingerprint of the `conf/` tree, recorded in params.yaml when it is composed.
+
+DVC composes `params.yaml` from `conf/` on `dvc exp run` but not on `dvc repro`. The
+composed file records the fingerprint of the tree it came from (through the OmegaConf
+resolver registered here, which Hydra's plugin discovery loads inside DVC's process), and
+every stage compares it with the tree on disk, so an edit to `conf/` followed by a plain
+`dvc repro` stops with instructions instead of running on stale parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+RESOLVER_NAME = "valuegate_conf_fingerprint"
+CONF_DIR_NAME = "conf"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest ancestor of `start` (default: cwd) holding `dvc.yaml` or `.dvc/`."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").is_file() or (candidate / ".dvc").is_dir():
+            return candidate
+    return here
+
+
+def conf_fingerprint(conf_dir: Path) -> str:
+    """sha256 over the relative paths and bytes of every YAML file under `conf_dir`."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in conf_dir.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml"})
+    for path in files:
+        digest.update(path.relative_to(conf_dir).as_posix().encode())
+        digest.update(b"\0")
+        # Normalise line endings so a checkout on another OS gives the same fingerprint.
+        digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+_composing_dir: list[Path] = []
+
+
+class composing:  # noqa: N801 - used as a context manager, like contextlib helpers
+    """Within this block the resolver fingerprints `conf_dir` instead of `<root>/conf`."""
+
+    def __init__(self, conf_dir: Path) -> None:
+        self.conf_dir = conf_dir
+
+    def __enter__(self) -> None:
+        _composing_dir.append(self.conf_dir)
+
+    def __exit__(self, *exc: object) -> None:
+        _composing_dir.pop()
+
+
+def _resolve_fingerprint() -> str:
+    if _composing_dir:
+        return conf_fingerprint(_composing_dir[-1])
+    return conf_fingerprint(find_project_root() / CONF_DIR_NAME)
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolver; safe to call more than once."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver(RESOLVER_NAME):
+        OmegaConf.register_new_resolver(RESOLVER_NAME, _resolve_fingerprint)

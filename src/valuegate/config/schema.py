@@ -1,0 +1,315 @@
+"""Typed schemas of the composed configuration (what `params.yaml` must hold).
+
+Every model forbids unknown keys, so a misspelt key is reported with its path and the
+nearest valid key (see `messages.py`). Cross-field rules (the objective must match the
+task, fractions must sum to one, ...) raise `ValueError` with a sentence that names the
+keys involved.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ESTIMATORS = ("dummy", "linear", "xgboost", "random_forest", "hist_gradient_boosting")
+"""Allow-listed estimator names; `models.py` maps each to a scikit-learn-API class."""
+
+THRESHOLD_METRICS = (
+    "precision",
+    "recall",
+    "specificity",
+    "false_positive_rate",
+    "f1",
+    "accuracy",
+    "flag_rate",
+)
+"""Binary metrics that depend on the decision threshold (usable in `constraints`)."""
+
+MODEL_METRICS = {
+    "binary": (*THRESHOLD_METRICS, "roc_auc", "pr_auc", "log_loss", "brier"),
+    "regression": ("mae", "rmse", "r2"),
+}
+"""Metrics usable in `good_enough.metrics`, per task."""
+
+_CONSTRAINT = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=)\s*(-?[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Constraint(Strict):
+    """`metric op bound`, parsed from a string such as `"precision >= 0.6"`."""
+
+    metric: str
+    op: Literal[">=", "<="]
+    bound: float
+
+    def holds(self, value: float) -> bool:
+        if value != value:  # NaN: the metric is undefined at this operating point
+            return False
+        return value >= self.bound if self.op == ">=" else value <= self.bound
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+
+def parse_constraint(text: str, allowed: tuple[str, ...]) -> Constraint:
+    match = _CONSTRAINT.match(str(text))
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a constraint; write it as '<metric> >= <number>' or "
+            f"'<metric> <= <number>', e.g. 'precision >= 0.6'"
+        )
+    metric, op, bound = match.groups()
+    if metric not in allowed:
+        from valuegate.config.messages import nearest
+
+        hint = nearest(metric, allowed)
+        raise ValueError(
+            f"unknown metric {metric!r} in constraint {text!r}"
+            + (f" (did you mean {hint!r}?)" if hint else "")
+            + f"; allowed: {', '.join(allowed)}"
+        )
+    return Constraint(metric=metric, op=op, bound=float(bound))
+
+
+# --------------------------------------------------------------------------- data
+
+
+class Features(Strict):
+    """Feature lists; `null` means inferred from dtypes (numbers: numeric, rest: categorical)."""
+
+    numeric: list[str] | None = None
+    categorical: list[str] | None = None
+    drop: list[str] = Field(default_factory=list)
+
+
+class Split(Strict):
+    """How rows are split; `time` sorts by `data.time_column` (train oldest, test newest)."""
+
+    method: Literal["stratified", "random", "time"] = "stratified"
+    train: float = Field(0.6, gt=0, lt=1)
+    valid: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> Split:
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + valid + test must sum to 1, got {self.train:g} + {self.valid:g} + "
+                f"{self.test:g} = {total:g}"
+            )
+        return self
+
+
+class DataConfig(Strict):
+    name: str
+    path: str
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    task: Literal["binary", "regression"]
+    target: str
+    positive_label: str | int | bool | None = None
+    id_column: str | None = None
+    time_column: str | None = None
+    amount_column: str | None = None
+    features: Features = Field(default_factory=Features)
+    split: Split = Field(default_factory=Split)
+
+    @model_validator(mode="after")
+    def _binary_needs_positive_label(self) -> DataConfig:
+        if self.task == "binary" and self.positive_label is None:
+            raise ValueError(
+                "data.positive_label is required when data.task is 'binary': name the target "
+                "value that marks the case to act on (e.g. 'bad' for a defaulted loan)"
+            )
+        if self.split.method == "time" and not self.time_column:
+            raise ValueError("data.split.method 'time' needs data.time_column")
+        if self.split.method == "stratified" and self.task == "regression":
+            raise ValueError(
+                "data.split.method 'stratified' needs a binary task; use 'random' or 'time' "
+                "for regression"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------- objective
+
+
+class OutcomeValue(Strict):
+    """Value of one outcome for one case: `value + per_amount * amount` (currency)."""
+
+    value: float = 0.0
+    per_amount: float = 0.0
+
+
+class BinaryOutcomes(Strict):
+    """Value of each confusion-matrix cell; the positive class is the one acted on."""
+
+    tp: OutcomeValue
+    fp: OutcomeValue
+    fn: OutcomeValue
+    tn: OutcomeValue
+
+    @field_validator("tp", "fp", "fn", "tn", mode="before")
+    @classmethod
+    def _number_is_fixed_value(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"value": value}
+        return value
+
+
+class RegressionCost(Strict):
+    """Cost per unit of error beyond `tolerance`, different above and below the truth."""
+
+    under: float = Field(ge=0, description="currency per unit predicted too low")
+    over: float = Field(ge=0, description="currency per unit predicted too high")
+    tolerance: float = Field(0.0, ge=0, description="errors this small cost nothing")
+
+    @model_validator(mode="after")
+    def _some_cost(self) -> RegressionCost:
+        if self.under == 0 and self.over == 0:
+            raise ValueError("objective.cost.under and objective.cost.over cannot both be 0")
+        return self
+
+
+class GoodEnough(Strict):
+    """The target a model must reach to be worth deploying."""
+
+    value_per_period: float | None = None
+    metrics: list[str] = Field(default_factory=list)
+
+
+class Objective(Strict):
+    name: str
+    description: str = ""
+    decision: str = Field(description="what a positive prediction makes the business do")
+    currency: str = "EUR"
+    period: str = "month"
+    volume: float = Field(gt=0, description="cases decided per period")
+    outcomes: BinaryOutcomes | None = None
+    cost: RegressionCost | None = None
+    constraints: list[str] = Field(default_factory=list)
+    good_enough: GoodEnough = Field(default_factory=GoodEnough)
+    min_uplift: float = Field(0.0, ge=0, description="currency per period")
+
+
+# ------------------------------------------------------------------------ models
+
+
+class SearchDim(Strict):
+    """One hyperparameter's search range for tuning."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> SearchDim:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical search dimension needs a non-empty 'choices'")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError(f"a {self.type} search dimension needs 'low' and 'high'")
+            if self.low >= self.high:
+                raise ValueError(f"'low' ({self.low:g}) must be below 'high' ({self.high:g})")
+            if self.log and self.low <= 0:
+                raise ValueError("a log-scaled search dimension needs 'low' > 0")
+        return self
+
+
+class ModelSpec(Strict):
+    """One estimator from the allow-listed registry, its parameters and search space."""
+
+    estimator: Literal[ESTIMATORS]  # type: ignore[valid-type]
+    params: dict[str, Any] = Field(default_factory=dict)
+    search_space: dict[str, SearchDim] = Field(default_factory=dict)
+
+
+class Meta(Strict):
+    conf_fingerprint: str
+
+
+# ------------------------------------------------------------------------- root
+
+
+class Config(Strict):
+    """The whole composed configuration (the content of `params.yaml`)."""
+
+    seed: int = 42
+    meta: Meta
+    data: DataConfig
+    objective: Objective
+    baseline: dict[str, ModelSpec]
+    model: dict[str, ModelSpec]
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        task = self.data.task
+        if task == "binary" and self.objective.outcomes is None:
+            raise ValueError(
+                "objective.outcomes (value of tp, fp, fn, tn) is required when data.task is "
+                "'binary'"
+            )
+        if task == "regression" and self.objective.cost is None:
+            raise ValueError(
+                "objective.cost (under, over, tolerance) is required when data.task is 'regression'"
+            )
+        if task == "binary" and self.objective.cost is not None:
+            raise ValueError("objective.cost is for regression; data.task is 'binary'")
+        if task == "regression" and self.objective.outcomes is not None:
+            raise ValueError("objective.outcomes is for binary tasks; data.task is 'regression'")
+        if task == "regression" and self.objective.constraints:
+            allowed = MODEL_METRICS["regression"]
+        else:
+            allowed = THRESHOLD_METRICS
+        for i, text in enumerate(self.objective.constraints):
+            try:
+                parse_constraint(text, allowed)
+            except ValueError as exc:
+                raise ValueError(f"objective.constraints[{i}]: {exc}") from None
+        for i, text in enumerate(self.objective.good_enough.metrics):
+            try:
+                parse_constraint(text, MODEL_METRICS[task])
+            except ValueError as exc:
+                raise ValueError(f"objective.good_enough.metrics[{i}]: {exc}") from None
+        estimators = [spec.estimator for spec in self.baseline.values()]
+        if "dummy" not in estimators or not any(e != "dummy" for e in estimators):
+            raise ValueError(
+                "baseline must hold a 'dummy' model and at least one simple model (e.g. "
+                f"estimator 'linear'); it holds {estimators or 'nothing'}"
+            )
+        if not self.model:
+            raise ValueError("model must select at least one candidate, e.g. model=xgboost")
+        clash = sorted(set(self.baseline) & set(self.model))
+        if clash:
+            raise ValueError(f"names used both as baseline and as candidate: {clash}")
+        return self
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        allowed = (
+            MODEL_METRICS["regression"] if self.data.task == "regression" else THRESHOLD_METRICS
+        )
+        return [parse_constraint(t, allowed) for t in self.objective.constraints]
+
+    @property
+    def good_enough_metrics(self) -> list[Constraint]:
+        return [
+            parse_constraint(t, MODEL_METRICS[self.data.task])
+            for t in self.objective.good_enough.metrics
+        ]
+
+    def all_models(self) -> dict[str, tuple[str, ModelSpec]]:
+        """name -> (role, spec) for baselines first, then candidates."""
+        out: dict[str, tuple[str, ModelSpec]] = {}
+        out.update({n: ("baseline", s) for n, s in self.baseline.items()})
+        out.update({n: ("candidate", s) for n, s in self.model.items()})
+        return out

@@ -1,0 +1,29 @@
+"""Stage `prepare`: validate the raw data against `data`, split it, write Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from valuegate.config import load_params
+from valuegate.data import file_sha256, load_raw, prepare
+from valuegate.io import atomic_dir, atomic_write_json
+from valuegate.stages.common import PREPARED, run_stage
+
+
+def main(argv: list[str]) -> None:
+    config = load_params()
+    raw = load_raw(config.data)
+    splits, schema = prepare(raw, config.data, config.seed, file_sha256(Path(config.data.path)))
+    with atomic_dir(PREPARED) as tmp:
+        for name, frame in splits.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        atomic_write_json(tmp / "schema.json", schema.to_dict())
+    rows = ", ".join(f"{name} {len(frame)}" for name, frame in splits.items())
+    print(
+        f"prepare: {len(schema.numeric)} numeric and {len(schema.categorical)} categorical "
+        f"features; rows: {rows}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))

@@ -1,0 +1,154 @@
+"""End to end: the real `dvc repro` / `dvc exp run` in a throwaway copy of the project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import copy_project, run
+
+pytestmark = pytest.mark.slow
+
+MODELS = ["dummy", "linear", "xgboost", "random_forest", "hist_gradient_boosting"]
+
+
+@pytest.fixture(scope="module")
+def ran_project(tmp_path_factory) -> Path:
+    """A project copy after one full `dvc repro` (shared read-only; copy it to mutate)."""
+    project = copy_project(tmp_path_factory.mktemp("ran") / "project")
+    run(["dvc", "repro"], project)
+    return project
+
+
+@pytest.fixture
+def scratch(ran_project: Path, tmp_path: Path) -> Path:
+    """An independent copy of `ran_project` (git history, DVC cache and outputs)."""
+    return Path(shutil.copytree(ran_project, tmp_path / "project", symlinks=True))
+
+
+def read_metrics(project: Path) -> dict:
+    return json.loads((project / "metrics" / "evaluate.json").read_text())
+
+
+def test_repro_values_every_model(ran_project: Path):
+    metrics = read_metrics(ran_project)
+    assert list(metrics["models"]) == MODELS
+    report = json.loads((ran_project / "reports" / "evaluation.json").read_text())
+    best_baseline = report["best_baseline"]
+    for record in metrics["models"].values():
+        assert record["value_per_period"] == pytest.approx(
+            metrics["models"][best_baseline]["value_per_period"] + record["uplift"]
+        )
+        assert 0.0 <= record["threshold"] <= 1.0
+        assert 0.0 <= record["roc_auc"] <= 1.0
+    assert metrics["models"]["linear"]["roc_auc"] > 0.7  # a real signal was learnt
+    for kind in ("value_threshold", "roc", "pr", "calibration"):
+        assert {p.stem for p in (ran_project / "plots" / kind).glob("*.csv")} == set(MODELS)
+
+
+def test_dummy_value_matches_a_hand_computation(ran_project: Path):
+    """The dummy scores every applicant alike, so the best it can do is to approve all
+    or reject all; value both from the validation split directly."""
+    params = yaml.safe_load((ran_project / "params.yaml").read_text())
+    outcomes, volume = params["objective"]["outcomes"], params["objective"]["volume"]
+    valid = pd.read_parquet(ran_project / "data" / "prepared" / "valid.parquet")
+    bad = int((valid["creditability"] == "bad").sum())
+    good = len(valid) - bad
+    approve_all = (bad * outcomes["fn"] + good * outcomes["tn"]) / len(valid) * volume
+    reject_all = (bad * outcomes["tp"] + good * outcomes["fp"]) / len(valid) * volume
+    dummy = read_metrics(ran_project)["models"]["dummy"]
+    assert dummy["value_per_period"] == pytest.approx(max(approve_all, reject_all))
+
+
+def test_same_data_config_and_seed_give_identical_metrics(scratch: Path):
+    before = (scratch / "metrics" / "evaluate.json").read_bytes()
+    report = (scratch / "reports" / "evaluation.json").read_bytes()
+    run(["dvc", "repro", "--force"], scratch)
+    assert (scratch / "metrics" / "evaluate.json").read_bytes() == before
+    assert (scratch / "reports" / "evaluation.json").read_bytes() == report
+
+
+def test_conf_edit_then_repro_stops_then_exp_run_uses_it(scratch: Path):
+    objective = scratch / "conf" / "objective" / "german_credit.yaml"
+    objective.write_text(objective.read_text().replace("volume: 2000", "volume: 3000"))
+    before = read_metrics(scratch)
+    failed = run(["dvc", "repro"], scratch, check=False)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "params.yaml is stale" in output and "dvc exp run" in output
+    assert "Traceback" not in output
+    assert read_metrics(scratch) == before
+    run(["dvc", "exp", "run"], scratch)
+    after = read_metrics(scratch)
+    ratio = (
+        after["models"]["linear"]["value_per_period"]
+        / before["models"]["linear"]["value_per_period"]
+    )
+    assert ratio == pytest.approx(1.5)
+
+
+def test_exp_run_set_param_selects_and_changes_the_candidate(scratch: Path):
+    result = run(
+        ["dvc", "exp", "run", "-S", "model=xgboost", "-S", "model.xgboost.params.max_depth=2"],
+        scratch,
+    )
+    assert "Running stage 'train@xgboost'" in result.stdout
+    assert "train@random_forest" not in result.stdout
+    assert "Stage 'baseline' didn't change" in result.stdout
+    assert list(read_metrics(scratch)["models"]) == ["dummy", "linear", "xgboost"]
+    fit = json.loads((scratch / "models" / "candidates" / "xgboost" / "fit.json").read_text())
+    assert fit["params"]["max_depth"] == 2
+    shown = run(["dvc", "exp", "show", "--json"], scratch).stdout
+    assert "value_per_period" in shown
+
+
+def test_one_changed_candidate_retrains_only_itself(scratch: Path):
+    result = run(["dvc", "exp", "run", "-S", "model.random_forest.params.n_estimators=50"], scratch)
+    assert "Running stage 'train@random_forest'" in result.stdout
+    assert "Running stage 'train@xgboost'" not in result.stdout
+    assert "Running stage 'train@hist_gradient_boosting'" not in result.stdout
+    assert "Running stage 'evaluate'" in result.stdout
+
+
+def test_regression_preset_end_to_end(scratch: Path):
+    run(["dvc", "exp", "run", "-S", "+experiment=diabetes"], scratch)
+    metrics = read_metrics(scratch)
+    assert list(metrics["models"]) == MODELS
+    for record in metrics["models"].values():
+        assert record["value_per_period"] <= 0  # value = -cost
+        assert "offset" in record and "rmse" in record
+    dummy, linear = metrics["models"]["dummy"], metrics["models"]["linear"]
+    assert linear["value_per_period"] > dummy["value_per_period"]
+    # under-prediction costs 4x over-prediction: the chosen offset shifts predictions up
+    assert linear["offset"] > 0
+
+
+def test_broken_config_fails_the_stage_without_traceback_or_outputs(scratch: Path):
+    failed = run(["dvc", "exp", "run", "-S", "data.target=creditabilty"], scratch, check=False)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "data.target: column 'creditabilty' is not in the data" in output
+    assert "did you mean 'creditability'?" in output
+    assert "Traceback" not in output
+    assert not list((scratch / "data").glob("prepared/*.tmp"))
+    assert not list((scratch / "data").glob(".prepared.*"))
+
+
+def test_queued_grid_runs_one_experiment_per_value(scratch: Path):
+    run(["dvc", "exp", "run", "--queue", "-S", "model=xgboost,random_forest"], scratch)
+    run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], scratch)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], scratch).stdout)
+    candidates = set()
+    for entry in shown:
+        for exp in entry.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = (rev.get("data") or {}).get("metrics") or {}
+                for source in data.values():
+                    models = source.get("data", {}).get("models", {})
+                    candidates.update(set(models) - {"dummy", "linear"})
+    assert {"xgboost", "random_forest"} <= candidates
