@@ -131,3 +131,8 @@ def test_cli_prints_config_errors_without_traceback(tmp_path: Path):
     assert "Traceback" not in result.stderr
     assert "data.task: 'binry' is not allowed" in result.stderr
     assert not (tmp_path / "params.yaml").exists()  # nothing written
+
+
+def test_per_amount_values_need_an_amount_column(compose):
+    message = problems(compose, "objective=german_credit_by_amount", "data.amount_column=null")
+    assert "objective.outcomes.fn.per_amount is set but data.amount_column is null" in message

@@ -180,8 +180,15 @@ LEAN_KEYS = (
     "offset",
     "value_at_0_5",
     "value_at_offset_0",
+    "constraints_met",
+    "good_enough_met",
     "roc_auc",
     "pr_auc",
+    "precision",
+    "recall",
+    "f1",
+    "log_loss",
+    "brier",
     "mae",
     "rmse",
     "r2",
@@ -189,7 +196,8 @@ LEAN_KEYS = (
 
 
 def lean_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    """The columns `dvc exp show` lists per model (the full record lives in reports/)."""
+    """What `dvc exp show` lists per model: value, uplift, operating point, technical
+    metrics (the full record, with every threshold metric, lives in reports/)."""
     return {
         "best_candidate": summary["best_candidate"],
         "best_uplift": summary["best_uplift"],

@@ -266,6 +266,14 @@ class Config(Strict):
             raise ValueError("objective.cost is for regression; data.task is 'binary'")
         if task == "regression" and self.objective.outcomes is not None:
             raise ValueError("objective.outcomes is for binary tasks; data.task is 'regression'")
+        if task == "binary" and self.data.amount_column is None:
+            outcomes = self.objective.outcomes
+            for name in ("tp", "fp", "fn", "tn"):
+                if getattr(outcomes, name).per_amount != 0:
+                    raise ValueError(
+                        f"objective.outcomes.{name}.per_amount is set but data.amount_column "
+                        "is null: name the column that holds each case's amount"
+                    )
         if task == "regression" and self.objective.constraints:
             allowed = MODEL_METRICS["regression"]
         else:
