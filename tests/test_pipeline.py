@@ -48,7 +48,8 @@ def test_repro_values_every_model(ran_project: Path):
         assert 0.0 <= record["roc_auc"] <= 1.0
     assert metrics["models"]["linear"]["roc_auc"] > 0.7  # a real signal was learnt
     for kind in ("value_threshold", "roc", "pr", "calibration"):
-        assert {p.stem for p in (ran_project / "plots" / kind).glob("*.csv")} == set(MODELS)
+        found = (ran_project / "plots" / "evaluate" / kind).glob("*.csv")
+        assert {p.stem for p in found} == set(MODELS)
 
 
 def test_dummy_value_matches_a_hand_computation(ran_project: Path):
@@ -152,3 +153,30 @@ def test_queued_grid_runs_one_experiment_per_value(scratch: Path):
                     models = source.get("data", {}).get("models", {})
                     candidates.update(set(models) - {"dummy", "linear"})
     assert {"xgboost", "random_forest"} <= candidates
+
+
+def test_gate_refuses_and_tuning_is_skipped_loudly(ran_project: Path):
+    gate = json.loads((ran_project / "metrics" / "gate.json").read_text())
+    assert gate["tuning_allowed"] is False and gate["n_compared"] == 3
+    for decision in gate["candidates"].values():
+        assert decision["ci_lower"] < decision["min_uplift"]
+        assert "tuning not allowed" in decision["reason"]
+    tune = json.loads((ran_project / "metrics" / "tune.json").read_text())
+    assert tune["tuning_allowed"] is False and tune["studies"] == {}
+    metrics = read_metrics(ran_project)
+    assert metrics["final"]["model"] == metrics["best_candidate"]  # best untuned goes forward
+
+
+def test_cli_tune_refuses_with_the_gates_reason(ran_project: Path):
+    refused = run(["valuegate", "tune", "model=xgboost"], ran_project, check=False)
+    assert refused.returncode == 3
+    assert "xgboost does not beat linear by enough" in refused.stderr
+    assert "--force" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_strict_gate_fails_the_run_after_writing_its_record(scratch: Path):
+    failed = run(["dvc", "exp", "run", "-S", "gate.strict=true"], scratch, check=False)
+    assert failed.returncode != 0
+    assert "gate refused" in failed.stdout + failed.stderr
+    gate = json.loads((scratch / "metrics" / "gate.json").read_text())
+    assert gate["strict"] is True and gate["tuning_allowed"] is False

@@ -53,6 +53,70 @@ def _show(args: argparse.Namespace) -> None:
     print(summary_table(json.loads(path.read_text())))
 
 
+def _tune(args: argparse.Namespace) -> None:
+    from valuegate.config import compose_config, load_params
+    from valuegate.config.loading import validate
+    from valuegate.errors import ConfigError, GateRefusedError
+    from valuegate.stages.common import read_schema, read_splits
+    from valuegate.stages.tune import JOURNAL, read_gate
+    from valuegate.tuning import tune_candidate
+
+    if args.worker:
+        config = load_params(args.params)
+    else:
+        raw = compose_config(args.conf_dir, args.overrides)
+        config = validate(raw, source=f"{args.conf_dir}/ composed with {args.overrides}")
+    candidate = args.candidate
+    if candidate is None:
+        if len(config.model) != 1:
+            raise ConfigError(
+                f"valuegate tune tunes one candidate; the config selects {list(config.model)}. "
+                "Pick one with model=<name> (or --candidate <name>)."
+            )
+        candidate = next(iter(config.model))
+    if candidate not in config.model:
+        raise ConfigError(f"--candidate {candidate!r} is not selected; have {list(config.model)}")
+    gate = read_gate()
+    decision = gate["candidates"].get(candidate)
+    passed = decision is not None and decision["passed"]
+    if not passed and not args.force:
+        why = decision["reason"] if decision else f"{candidate} was not gated in the last run"
+        raise GateRefusedError(
+            f"{why}. valuegate tunes only candidates that passed the gate "
+            "(metrics/gate.json); add --force to tune anyway (the study is marked forced)."
+        )
+    result = tune_candidate(
+        config,
+        read_schema(),
+        read_splits(names=("train",))["train"],
+        candidate,
+        JOURNAL,
+        forced=not passed,
+        worker_index=args.worker_index,
+    )
+    if args.worker:
+        return
+    summary = result.summary()
+    print(json.dumps(summary, indent=2, default=str))
+    settings = " ".join(
+        f"-S model.{candidate}.params.{k}={v}" for k, v in result.best_params.items()
+    )
+    print(f"To train with these params in the pipeline: dvc exp run {settings}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from valuegate.errors import ConfigError
+    from valuegate.sweep import format_summary, multirun
+
+    if not args.multirun:
+        raise ConfigError(
+            "valuegate train runs sweeps: add -m, e.g. `valuegate train -m "
+            "model=xgboost,random_forest`. For one run use `dvc exp run -S ...`."
+        )
+    sweep_dir = multirun(args.conf_dir, args.overrides, args.output)
+    print(format_summary(sweep_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="valuegate",
@@ -73,6 +137,37 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate params.yaml and the data it points at")
     check.add_argument("--params", default="params.yaml")
     check.set_defaults(func=_check)
+
+    tune = sub.add_parser(
+        "tune",
+        help="a gated Optuna sweep of one candidate, with Hydra overrides",
+        description="Tune one candidate on business value, only if it passed the gate "
+        "(metrics/gate.json), e.g.: valuegate tune model=xgboost tune.n_trials=40 "
+        "'model.xgboost.search_space.max_depth={type: int, low: 2, high: 8}'",
+    )
+    tune.add_argument("overrides", nargs="*", help="Hydra overrides of conf/")
+    tune.add_argument("--force", action="store_true", help="tune even if the gate refused")
+    tune.add_argument("--candidate", help="the candidate to tune (default: the one selected)")
+    tune.add_argument(
+        "--worker",
+        action="store_true",
+        help="join the study that params.yaml defines as an extra worker process",
+    )
+    tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    tune.add_argument("--conf-dir", default="conf")
+    tune.add_argument("--params", default="params.yaml")
+    tune.set_defaults(func=_tune)
+
+    train = sub.add_parser(
+        "train",
+        help="a Hydra multirun grid: train and value every combination (-m)",
+        description="e.g. valuegate train -m model=xgboost model.xgboost.params.max_depth=3,6",
+    )
+    train.add_argument("-m", "--multirun", action="store_true", help="sweep the overrides")
+    train.add_argument("overrides", nargs="*", help="Hydra overrides; a,b,c sweeps")
+    train.add_argument("--conf-dir", default="conf")
+    train.add_argument("--output", default="multirun", help="root of the run directories")
+    train.set_defaults(func=_train)
 
     show = sub.add_parser("show", help="print the last evaluation as a table")
     show.add_argument("--report", default="reports/evaluation.json")

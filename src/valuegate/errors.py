@@ -33,3 +33,10 @@ class ArtifactError(ValuegateError):
     """An artifact is missing, altered or holds types outside the trusted list."""
 
     kind = "artifact error"
+
+
+class GateRefusedError(ValuegateError):
+    """No candidate passed the gate and `gate.strict` is true (or tuning was refused)."""
+
+    kind = "gate refused"
+    exit_code = 3

@@ -16,6 +16,7 @@ from valuegate.business import (
     OperatingPoint,
     ValueModel,
     regression_metrics,
+    threshold_metrics,
 )
 from valuegate.config.schema import Config, Constraint
 
@@ -126,7 +127,8 @@ def evaluate_models(
 ) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, list]]]]:
     """Value every model on the same rows; uplift is measured against the best baseline.
 
-    `roles[name]` is "baseline" or "candidate"; `predictions[name]` has shape (n,).
+    `roles[name]` is "baseline", "candidate" or "tuned"; `predictions[name]` has shape (n,).
+    The final model is the best tuned model, or the best candidate when none was tuned.
     Returns (metrics record, plot data per plot kind per model).
     """
     objective = config.objective
@@ -157,6 +159,8 @@ def evaluate_models(
         record["uplift"] = uplift
         record["uplift_matters"] = uplift >= objective.min_uplift
     best_candidate = best_model(records, "candidate")
+    tuned = [n for n, r in records.items() if r["role"] == "tuned"]
+    final = best_model(records, "tuned") if tuned else best_candidate
     summary = {
         "split": "valid",
         "rows": len(y_true),
@@ -168,6 +172,7 @@ def evaluate_models(
         "best_baseline": best_baseline,
         "best_candidate": best_candidate,
         "best_uplift": records[best_candidate]["uplift"],
+        "final_model": final,
         "models": records,
     }
     return summary, plots
@@ -195,12 +200,57 @@ LEAN_KEYS = (
 )
 
 
+def test_report(
+    config: Config,
+    model: ValueModel,
+    valid_record: dict[str, Any],
+    y_test: np.ndarray,
+    predictions: np.ndarray,
+    amount: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The final model on the test split, once, at the operating point chosen on
+    validation (never re-chosen on test)."""
+    if isinstance(model, BinaryValueModel):
+        threshold = valid_record["threshold"]
+        value = model.value_at_threshold(y_test, predictions, threshold, amount)
+        flagged = np.asarray(predictions) >= threshold
+        y = np.asarray(y_test, dtype=int)
+        counts = {
+            "tp": np.array([np.sum(flagged & (y == 1))]),
+            "fp": np.array([np.sum(flagged & (y == 0))]),
+            "fn": np.array([np.sum(~flagged & (y == 1))]),
+            "tn": np.array([np.sum(~flagged & (y == 0))]),
+        }
+        technical = binary_metrics(y_test, predictions)
+        technical.update({k: float(v[0]) for k, v in threshold_metrics(counts).items()})
+        point = {"threshold": threshold}
+    else:
+        offset = valid_record["offset"]
+        shifted = np.asarray(predictions, float) + offset
+        value = model.value_per_period(y_test, shifted)
+        technical = regression_metrics(np.asarray(y_test, float), shifted)
+        point = {"offset": offset}
+    return {"split": "test", "rows": len(y_test), "value_per_period": value, **point, **technical}
+
+
 def lean_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     """What `dvc exp show` lists per model: value, uplift, operating point, technical
     metrics (the full record, with every threshold metric, lives in reports/)."""
+    final = summary.get("final")
     return {
         "best_candidate": summary["best_candidate"],
         "best_uplift": summary["best_uplift"],
+        "final": (
+            {
+                "model": final["model"],
+                "valid_value_per_period": final["valid"]["value_per_period"],
+                "valid_uplift_ci_lower": final["valid"]["uplift_ci_lower"],
+                "valid_uplift_ci_upper": final["valid"]["uplift_ci_upper"],
+                "test_value_per_period": final["test"]["value_per_period"],
+            }
+            if final
+            else None
+        ),
         "models": {
             name: {k: record[k] for k in LEAN_KEYS if k in record}
             for name, record in summary["models"].items()

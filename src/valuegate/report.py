@@ -42,4 +42,15 @@ def summary_table(summary: dict[str, Any]) -> str:
         f"{summary['best_baseline']}, {verdict} the {money(summary['min_uplift'], currency)} "
         f"per {period} that matters (objective.min_uplift)."
     )
+    final = summary.get("final")
+    if final:
+        valid, test = final["valid"], final["test"]
+        lines.append(
+            f"Final model {final['model']} ({final['role']}): "
+            f"{money(valid['value_per_period'], currency)} per {period} on validation, "
+            f"uplift {money(valid['uplift'], currency)} "
+            f"({valid['confidence']:.0%} CI {money(valid['uplift_ci_lower'], currency)} to "
+            f"{money(valid['uplift_ci_upper'], currency)}); on test, once: "
+            f"{money(test['value_per_period'], currency)} per {period}."
+        )
     return "\n".join(lines)

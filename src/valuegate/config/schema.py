@@ -233,6 +233,28 @@ class ModelSpec(Strict):
     search_space: dict[str, SearchDim] = Field(default_factory=dict)
 
 
+class GateConfig(Strict):
+    """The metric gate: may a candidate be tuned? (see docs/gate.md)"""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    n_resamples: int = Field(1000, ge=100, le=100_000)
+    strict: bool = False
+
+
+class TuneConfig(Strict):
+    """Gated Optuna tuning on business value (see docs/tuning.md)."""
+
+    candidates: Literal["best", "passed"] = "best"
+    n_trials: int = Field(40, ge=1)
+    timeout: float | None = Field(None, gt=0, description="seconds")
+    min_improvement: float = Field(0.0, ge=0, description="currency per period")
+    patience: int = Field(15, ge=1)
+    n_folds: int = Field(5, ge=2, le=20)
+    n_jobs: int = Field(1, ge=1, le=64, description="worker processes")
+    pruning: bool = True
+    storage: str | None = None
+
+
 class Meta(Strict):
     conf_fingerprint: str
 
@@ -249,6 +271,8 @@ class Config(Strict):
     objective: Objective
     baseline: dict[str, ModelSpec]
     model: dict[str, ModelSpec]
+    gate: GateConfig = Field(default_factory=GateConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

@@ -7,11 +7,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from valuegate.artifacts import save_pipeline
+from valuegate.config.schema import Config
 from valuegate.data import SPLITS, Schema
-from valuegate.errors import ValuegateError
+from valuegate.errors import ArtifactError, ValuegateError
 from valuegate.io import atomic_write_json, write_with
 from valuegate.training import FittedModel
 
@@ -56,3 +58,51 @@ def write_fitted(fitted: FittedModel, directory: Path) -> None:
     save_pipeline(fitted.pipeline, directory / MODEL_FILE)
     write_parquet(fitted.predictions, directory / PREDICTIONS_FILE)
     atomic_write_json(directory / INFO_FILE, fitted.info)
+
+
+TUNED = Path("models/tuned")
+TUNE_FILE = METRICS / "tune.json"
+
+
+def model_dirs(config: Config) -> dict[str, tuple[str, Path]]:
+    """name -> (role, directory) for baselines, candidates and (if any) tuned models."""
+    out = {
+        name: (role, (BASELINES if role == "baseline" else CANDIDATES) / name)
+        for name, (role, _spec) in config.all_models().items()
+    }
+    if TUNE_FILE.is_file():
+        for candidate in json.loads(TUNE_FILE.read_text()).get("studies", {}):
+            out[f"{candidate}_tuned"] = ("tuned", TUNED / f"{candidate}_tuned")
+    return out
+
+
+def read_predictions(
+    config: Config, split: str, n_rows: int, names: list[str] | None = None
+) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(role per model, scores per model on `split`, shape (n_rows,)), baselines first;
+    refuses missing or stale prediction files."""
+    roles, predictions = {}, {}
+    for name, (role, directory) in model_dirs(config).items():
+        if names is not None and name not in names:
+            continue
+        path = directory / PREDICTIONS_FILE
+        if not path.is_file():
+            raise ArtifactError(f"{path} not found: run the {role} stage first (`dvc repro`).")
+        frame = pd.read_parquet(path)
+        scores = frame.loc[frame["split"] == split].sort_values("row")["score"].to_numpy()
+        if len(scores) != n_rows:
+            raise ArtifactError(
+                f"{path} scores {len(scores)} {split} rows, the split has {n_rows}: "
+                "it is stale; run `dvc repro`."
+            )
+        roles[name], predictions[name] = role, scores
+    return roles, predictions
+
+
+def read_valid_predictions(
+    config: Config, n_valid: int
+) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Validation scores of the baselines and candidates (not tuned models)."""
+    roles, predictions = read_predictions(config, "valid", n_valid)
+    keep = [n for n, r in roles.items() if r != "tuned"]
+    return {n: roles[n] for n in keep}, {n: predictions[n] for n in keep}

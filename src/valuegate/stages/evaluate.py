@@ -1,9 +1,15 @@
-"""Stage `evaluate`: value every baseline and candidate on the validation split.
+"""Stage `evaluate`: value every baseline, candidate and tuned model on the validation
+split, then the final model once on the test split.
 
-Writes `metrics/evaluate.json` (DVC metrics: value per period, uplift over the best
-baseline, chosen threshold and headline metrics per model), `reports/evaluation.json` (the
-full record: every figure, the objective, which model is best and whether it is good
-enough) and `plots/<kind>/<model>.csv` (value vs. threshold, ROC, PR, calibration).
+The final model is the best tuned model or, when the gate allowed no tuning, the best
+untuned candidate. Its uplift over the best baseline carries a paired-bootstrap confidence
+interval on validation (the gate's method, at `gate.confidence`); on test it is valued at
+the operating point chosen on validation.
+
+Writes `metrics/evaluate.json` (DVC metrics: value per period, uplift, operating point and
+technical metrics per model; the final model's figures), `reports/evaluation.json` (the
+full record) and `plots/evaluate/<kind>/<model>.csv` (value vs. threshold, ROC, PR,
+calibration).
 """
 
 from __future__ import annotations
@@ -13,17 +19,15 @@ import pandas as pd
 from valuegate.business import value_model
 from valuegate.config import load_params
 from valuegate.data import target_vector
-from valuegate.errors import ArtifactError
-from valuegate.evaluation import evaluate_models, lean_metrics
+from valuegate.evaluation import evaluate_models, lean_metrics, test_report
+from valuegate.gate import decide, paired_bootstrap_uplift
 from valuegate.io import atomic_dir, atomic_write_json
 from valuegate.report import summary_table
 from valuegate.stages.common import (
-    BASELINES,
-    CANDIDATES,
     METRICS,
     PLOTS,
-    PREDICTIONS_FILE,
     REPORTS,
+    read_predictions,
     read_schema,
     read_splits,
     run_stage,
@@ -33,28 +37,63 @@ from valuegate.stages.common import (
 def main(argv: list[str]) -> None:
     config = load_params()
     schema = read_schema()
-    valid = read_splits(names=("valid",))["valid"]
+    splits = read_splits(names=("valid", "test"))
+    valid, test = splits["valid"], splits["test"]
+    model = value_model(config)
+
+    def amounts(frame: pd.DataFrame):
+        return frame[schema.amount_column].to_numpy(float) if schema.amount_column else None
+
     y_valid = target_vector(valid, config.data)
-    amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
-    roles, predictions = {}, {}
-    for name, (role, _spec) in config.all_models().items():
-        path = (BASELINES if role == "baseline" else CANDIDATES) / name / PREDICTIONS_FILE
-        if not path.is_file():
-            raise ArtifactError(f"{path} not found: run the {role} stage first (`dvc repro`).")
-        frame = pd.read_parquet(path)
-        scores = frame.loc[frame["split"] == "valid"].sort_values("row")["score"].to_numpy()
-        if len(scores) != len(valid):
-            raise ArtifactError(
-                f"{path} scores {len(scores)} validation rows, the split has {len(valid)}: "
-                "it is stale; run `dvc repro`."
-            )
-        roles[name], predictions[name] = role, scores
-    summary, plots = evaluate_models(
-        config, value_model(config), roles, y_valid, predictions, amount
+    roles, predictions = read_predictions(config, "valid", len(valid))
+    summary, plots = evaluate_models(config, model, roles, y_valid, predictions, amounts(valid))
+
+    final = summary["final_model"]
+    baseline = summary["best_baseline"]
+    uplifts = paired_bootstrap_uplift(
+        model,
+        y_valid,
+        predictions[final],
+        predictions[baseline],
+        amounts(valid),
+        config.constraints,
+        n_resamples=config.gate.n_resamples,
+        seed=config.seed,
     )
+    interval = decide(
+        final,
+        baseline,
+        uplifts,
+        observed_uplift=summary["models"][final]["uplift"],
+        min_uplift=config.objective.min_uplift,
+        confidence=config.gate.confidence,
+        n_compared=1,
+        currency=config.objective.currency,
+        period=config.objective.period,
+    )
+    _, test_scores = read_predictions(config, "test", len(test), names=[final])
+    summary["final"] = {
+        "model": final,
+        "role": roles[final],
+        "valid": {
+            **summary["models"][final],
+            "uplift_ci_lower": interval.ci_lower,
+            "uplift_ci_upper": interval.ci_upper,
+            "confidence": config.gate.confidence,
+            "prob_uplift_positive": interval.prob_positive,
+        },
+        "test": test_report(
+            config,
+            model,
+            summary["models"][final],
+            target_vector(test, config.data),
+            test_scores[final],
+            amounts(test),
+        ),
+    }
     atomic_write_json(REPORTS / "evaluation.json", summary)
     atomic_write_json(METRICS / "evaluate.json", lean_metrics(summary))
-    with atomic_dir(PLOTS) as tmp:
+    with atomic_dir(PLOTS / "evaluate") as tmp:
         for kind, per_model in plots.items():
             (tmp / kind).mkdir()
             for name, columns in per_model.items():

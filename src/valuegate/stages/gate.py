@@ -1,0 +1,84 @@
+"""Stage `gate`: may a candidate be tuned? Paired bootstrap of business value per period,
+each candidate against the best baseline on the validation split.
+
+Writes `metrics/gate.json`, the decision record: every number compared, the confidence
+interval, the verdict and a one-sentence reason per candidate. When nothing passes, the
+pipeline goes on with the best untuned candidate (tuning is skipped, loudly), unless
+`gate.strict` is true: then the run fails after writing the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from valuegate.business import value_model
+from valuegate.config import load_params
+from valuegate.data import target_vector
+from valuegate.errors import GateRefusedError
+from valuegate.gate import gate_candidates
+from valuegate.io import atomic_write_json
+from valuegate.stages.common import (
+    METRICS,
+    read_schema,
+    read_splits,
+    read_valid_predictions,
+    run_stage,
+)
+
+GATE_FILE = METRICS / "gate.json"
+
+
+def banner(record: dict[str, Any]) -> str:
+    lines = [f"gate: {line['reason']}" for line in record["candidates"].values()]
+    if record["best_passing"]:
+        lines.append(f"gate: PASSED — {record['best_passing']} may be tuned.")
+    else:
+        rule = "=" * 78
+        lines += [
+            rule,
+            "gate: NO CANDIDATE PASSED — tuning is skipped; the best untuned candidate goes "
+            "forward.",
+            rule,
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    config = load_params()
+    schema = read_schema()
+    valid = read_splits(names=("valid",))["valid"]
+    amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
+    roles, predictions = read_valid_predictions(config, len(valid))
+    record = gate_candidates(
+        value_model(config),
+        target_vector(valid, config.data),
+        predictions,
+        roles,
+        amount=amount,
+        constraints=config.constraints,
+        min_uplift=config.objective.min_uplift,
+        confidence=config.gate.confidence,
+        n_resamples=config.gate.n_resamples,
+        seed=config.seed,
+        currency=config.objective.currency,
+        period=config.objective.period,
+    )
+    record = {
+        "split": "valid",
+        "rows": len(valid),
+        "confidence": config.gate.confidence,
+        "strict": config.gate.strict,
+        "tuning_allowed": record["best_passing"] is not None,
+        **record,
+    }
+    atomic_write_json(GATE_FILE, record)
+    print(banner(record))
+    if config.gate.strict and not record["tuning_allowed"]:
+        raise GateRefusedError(
+            "no candidate passed the gate and gate.strict is true; the decision record is in "
+            f"{GATE_FILE}. Set gate.strict=false to go on with the best untuned candidate."
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))

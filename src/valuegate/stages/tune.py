@@ -1,0 +1,130 @@
+"""Stage `tune`: Optuna on business value for the candidates that passed the gate.
+
+Reads the gate's record (`metrics/gate.json`). When no candidate passed, tuning is skipped
+with the gate's reason, loudly, and `models/tuned/` stays empty. Otherwise each selected
+candidate's study runs (or resumes: the journal `tuning/optuna.journal` persists across
+reruns) until the stop-on-value rule, `tune.n_trials` or `tune.timeout` ends it; the best
+params are refit on the training split and scored like any model.
+
+Writes `models/tuned/<name>/`, `metrics/tune.json` and `plots/tune/<name>.csv`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from valuegate.config import load_params
+from valuegate.errors import ArtifactError
+from valuegate.io import atomic_dir, atomic_write_json
+from valuegate.stages.common import (
+    METRICS,
+    PLOTS,
+    read_schema,
+    read_splits,
+    run_stage,
+    write_fitted,
+)
+from valuegate.training import fit_model
+from valuegate.tuning import tune_candidate, tuned_spec
+
+GATE_FILE = METRICS / "gate.json"
+TUNE_FILE = METRICS / "tune.json"
+TUNED = Path("models/tuned")
+JOURNAL = Path("tuning/optuna.journal")
+
+
+def read_gate(path: Path = GATE_FILE) -> dict[str, Any]:
+    if not path.is_file():
+        raise ArtifactError(f"{path} not found: run the gate stage first (`dvc repro`).")
+    return json.loads(path.read_text())
+
+
+def selected(gate: dict[str, Any], which: str) -> list[str]:
+    if not gate["passed"]:
+        return []
+    return [gate["best_passing"]] if which == "best" else list(gate["passed"])
+
+
+def spawn_workers(candidate: str, count: int) -> list[subprocess.Popen]:
+    """Extra processes joining the same study (the stage itself is worker 0)."""
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "valuegate.cli",
+                "tune",
+                "--worker",
+                "--candidate",
+                candidate,
+                "--worker-index",
+                str(index),
+            ],
+        )
+        for index in range(1, count)
+    ]
+
+
+def main(argv: list[str]) -> None:
+    config = load_params()
+    gate = read_gate()
+    schema = read_schema()
+    splits = read_splits()
+    names = selected(gate, config.tune.candidates)
+    record: dict[str, Any] = {"tuning_allowed": bool(names), "studies": {}}
+    if not names:
+        reasons = [d["reason"] for d in gate["candidates"].values()]
+        record["skipped_because"] = reasons
+        print("=" * 78)
+        print("tune: SKIPPED — no candidate passed the gate:")
+        for reason in reasons:
+            print(f"tune:   {reason}")
+        print("=" * 78)
+    fitted = []
+    for name in names:
+        workers: list[subprocess.Popen] = []
+
+        def start_workers(_study: str, name: str = name, started: list = workers) -> None:
+            # Only once this process has closed trials left running by a killed run.
+            started.extend(spawn_workers(name, config.tune.n_jobs))
+
+        try:
+            result = tune_candidate(
+                config, schema, splits["train"], name, JOURNAL, on_study_ready=start_workers
+            )
+        finally:
+            failed = [w.args for w in workers if w.wait() != 0]
+        if failed:
+            raise ArtifactError(f"tuning workers failed: {failed}")
+        record["studies"][name] = result.summary()
+        spec = tuned_spec(config.model[name], result.best_params)
+        model = fit_model(f"{name}_tuned", "tuned", spec, config, schema, splits)
+        model.info.update({"tuned_from": name, "study": result.study})
+        fitted.append((model, result))
+        print(
+            f"tune: {name}: best cross-validated value {result.best_value:,.0f} "
+            f"{config.objective.currency}/{config.objective.period} after "
+            f"{result.n_complete} complete + {result.n_pruned} pruned trials "
+            f"({result.stop_reason}); params {result.best_params}"
+        )
+    with atomic_dir(TUNED) as tmp:
+        for model, _ in fitted:
+            write_fitted(model, tmp / model.name)
+        if not fitted:
+            (tmp / "NOT_TUNED.txt").write_text(
+                "The gate allowed no tuning; see metrics/gate.json and metrics/tune.json.\n"
+            )
+    JOURNAL.parent.mkdir(parents=True, exist_ok=True)
+    JOURNAL.touch()
+    with atomic_dir(PLOTS / "tune") as tmp:
+        for _model, result in fitted:
+            result.trials.to_csv(tmp / f"{result.candidate}.csv", index=False)
+    atomic_write_json(TUNE_FILE, record)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))

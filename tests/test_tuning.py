@@ -1,0 +1,173 @@
+"""Tuning mechanics: stop-on-value, trial caps, shared and resumed studies, clear errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from tests.conftest import tool_env
+from valuegate.config.schema import ModelSpec
+from valuegate.errors import ArtifactError, ConfigError
+from valuegate.tuning import (
+    StopOnValue,
+    check_search_space,
+    create_study,
+    open_storage,
+    run_study,
+    study_name,
+)
+
+WORKER = Path(__file__).with_name("tuning_worker.py")
+
+
+def study_with(values: list[float]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for value in values:
+        study.add_trial(create_trial(value=value, params={}, distributions={}))
+    return study
+
+
+def test_stop_rule_counts_trials_since_the_last_improvement_that_matters():
+    stopper = StopOnValue(min_improvement=1000, patience=4)
+    # 1100 improves on 100 by >= 1000; 1200 ... 2050 improve, but by less than 1000 each
+    trials = study_with([100, 150, 1100, 1200, 1500, 1900, 2050]).trials
+    assert stopper.stale_for(trials) == 4
+    assert StopOnValue(min_improvement=0, patience=4).stale_for(trials) == 0
+
+
+def test_study_stops_when_value_stops_improving():
+    study = optuna.create_study(direction="maximize")
+    stopper = StopOnValue(min_improvement=10, patience=5)
+    reason = run_study(study, lambda t: t.suggest_float("x", 0, 1), 100, None, stopper)
+    assert reason == "stop_on_value" and stopper.fired
+    assert len(study.trials) == 6  # the first sets the best; five more add < 10
+
+
+def test_study_stops_at_the_trial_cap():
+    study = optuna.create_study(direction="maximize")
+    stopper = StopOnValue(min_improvement=0, patience=100)
+    assert run_study(study, lambda t: t.number * 1.0, 7, None, stopper) == "n_trials"
+    assert len(study.trials) == 7
+
+
+def test_pruned_trials_count_as_finished():
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number % 2:
+            raise optuna.TrialPruned()
+        return float(trial.number)
+
+    study = optuna.create_study(direction="maximize")
+    run_study(study, objective, 6, None, StopOnValue(0, 100))
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.PRUNED) == 3 and states.count(TrialState.COMPLETE) == 3
+
+
+def workers(
+    journal: Path, n_trials: int, count: int, pause: float, *flags: str
+) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(journal), str(n_trials), str(i), str(pause), *flags],
+            env=tool_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+
+
+def load(journal: Path) -> optuna.Study:
+    return optuna.load_study(study_name="shared", storage=open_storage(None, journal))
+
+
+def test_two_workers_share_one_study_without_losing_or_repeating_trials(tmp_path: Path):
+    journal = tmp_path / "study.journal"
+    procs = workers(journal, 24, 2, 0.05)
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    study = load(journal)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 24
+    assert len({t.number for t in complete}) == 24
+    assert {t.user_attrs["worker"] for t in complete} == {0, 1}  # both did work
+    real_failures = [
+        t for t in study.trials if t.state == TrialState.FAIL and not t.user_attrs.get("surplus")
+    ]
+    assert not real_failures
+
+
+def test_sigkill_mid_study_then_rerun_keeps_every_completed_trial(tmp_path: Path):
+    journal = tmp_path / "study.journal"
+    (proc,) = workers(journal, 15, 1, 0.4)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if journal.exists():
+            done = [t for t in load(journal).trials if t.state == TrialState.COMPLETE]
+            if len(done) >= 4:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {t.number: t.value for t in load(journal).trials if t.state == TrialState.COMPLETE}
+    assert len(before) >= 4
+    (again,) = workers(journal, 15, 1, 0.0, "--resume")
+    _out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    after = load(journal).trials
+    complete = {t.number: t.value for t in after if t.state == TrialState.COMPLETE}
+    assert len(complete) == 15
+    assert all(complete[n] == v for n, v in before.items())  # nothing lost or redone
+    assert sum(t.state == TrialState.RUNNING for t in after) == 0  # the killed one was closed
+
+
+def test_corrupt_storage_file_is_named(tmp_path: Path):
+    bad = tmp_path / "optuna.journal"
+    bad.write_bytes(b"\x00\x01 this is not a journal \xff\n{not json\n")
+    with pytest.raises(ArtifactError) as info:
+        open_storage(None, bad)
+    assert str(bad) in str(info.value) and "not a readable Optuna journal" in str(info.value)
+
+
+def test_foreign_storage_url_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"tune\.storage"):
+        open_storage("nosuchdb://nowhere/x", tmp_path / "j")
+
+
+def test_empty_search_space_is_refused():
+    spec = ModelSpec(estimator="xgboost", params={}, search_space={})
+    with pytest.raises(ConfigError, match=r"model\.xgboost\.search_space is empty"):
+        check_search_space("model.xgboost", spec, "binary")
+
+
+def test_search_space_key_the_estimator_does_not_accept():
+    spec = ModelSpec.model_validate(
+        {
+            "estimator": "random_forest",
+            "search_space": {"max_dept": {"type": "int", "low": 2, "high": 9}},
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        check_search_space("model.random_forest", spec, "binary")
+    message = str(info.value)
+    assert "model.random_forest.search_space.max_dept" in message
+    assert "did you mean 'max_depth'?" in message
+
+
+def test_study_name_changes_with_what_makes_trials_comparable():
+    a = study_name("xgboost", {"space": {"max_depth": [2, 8]}, "seed": 1})
+    assert a == study_name("xgboost", {"seed": 1, "space": {"max_depth": [2, 8]}})
+    assert a != study_name("xgboost", {"space": {"max_depth": [2, 9]}, "seed": 1})
+
+
+def test_forced_studies_are_marked(tmp_path: Path):
+    study = create_study("s", open_storage(None, tmp_path / "j"), 0, True, forced=True)
+    assert study.user_attrs["forced"] is True
