@@ -92,13 +92,13 @@ def test_bonferroni_widens_the_interval(clear_win):
     assert three.adjusted_confidence == pytest.approx(1 - 0.1 / 3)
     assert "Bonferroni-adjusted for 3 candidates" in three.reason
     assert "Bonferroni" not in one.reason
-    assert "90% CI" in three.reason  # the unadjusted confidence is what the user asked for
+    assert "90% bounds" in three.reason  # the unadjusted confidence is what the user asked for
 
 
 def test_reason_sentences_by_hand():
     win = decide("xgboost", "linear", np.full(100, 1240.4), 1240.4, 500, 0.95, 3, "EUR", "month")
     assert win.reason == (
-        "xgboost beats linear by 1,240 EUR/month (95% CI 1,240 to 1,240, Bonferroni-adjusted "
+        "xgboost beats linear by 1,240 EUR/month (95% bounds 1,240 to 1,240, Bonferroni-adjusted "
         "for 3 candidates), above the 500 EUR/month that matters: tuning allowed"
     )
     uplifts = np.linspace(-60_000, 15_000, 1001)
@@ -107,7 +107,7 @@ def test_reason_sentences_by_hand():
     assert loss.ci_lower == pytest.approx(-52_500)  # the 10% quantile
     assert loss.ci_upper == pytest.approx(7_500)
     assert loss.reason == (
-        "xgboost does not beat linear by enough: its uplift is -21,000 EUR/month (90% CI "
+        "xgboost does not beat linear by enough: its uplift is -21,000 EUR/month (90% bounds "
         "-52,500 to 7,500), the lower bound is below the 5,000 EUR/month that matters: "
         "tuning not allowed"
     )
@@ -247,3 +247,25 @@ def test_best_baseline_prefers_one_that_meets_the_constraints():
     assert gate["best_passing"] == "xgboost"
     with pytest.raises(ValueError, match="baseline"):
         gate_candidates(BINARY, y, {"xgboost": predictions["xgboost"]}, roles)
+
+
+def test_a_candidate_that_cannot_meet_the_constraints_does_not_pass():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    good = np.clip(y * 0.6 + rng.normal(0.2, 0.15, 400), 0, 1)
+    baseline = np.full(400, 0.5)
+    model = BinaryValueModel(
+        values={"tp": (10, 0), "fp": (-1, 0), "fn": (-10, 0), "tn": (0, 0)}, volume=100
+    )
+    impossible = parse_constraint("precision >= 1.01", THRESHOLD_METRICS)
+    record = gate_candidates(
+        model,
+        y,
+        {"b": baseline, "c": good},
+        {"b": "baseline", "c": "candidate"},
+        constraints=[impossible],
+        n_resamples=100,
+    )
+    assert record["candidates"]["c"]["passed"] is False
+    assert "precision >= 1.01" in record["candidates"]["c"]["reason"]
+    assert record["best_passing"] is None

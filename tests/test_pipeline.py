@@ -161,6 +161,7 @@ def test_gate_refuses_and_tuning_is_skipped_loudly(ran_project: Path):
     for decision in gate["candidates"].values():
         assert decision["ci_lower"] < decision["min_uplift"]
         assert "tuning not allowed" in decision["reason"]
+        assert isinstance(decision["good_enough_met"], bool)
     tune = json.loads((ran_project / "metrics" / "tune.json").read_text())
     assert tune["tuning_allowed"] is False and tune["studies"] == {}
     metrics = read_metrics(ran_project)

@@ -171,3 +171,19 @@ def test_study_name_changes_with_what_makes_trials_comparable():
 def test_forced_studies_are_marked(tmp_path: Path):
     study = create_study("s", open_storage(None, tmp_path / "j"), 0, True, forced=True)
     assert study.user_attrs["forced"] is True
+
+
+@pytest.mark.slow
+def test_a_lock_left_by_a_killed_writer_expires(tmp_path: Path, monkeypatch):
+    """SIGKILL during a journal write leaves Optuna's lock symlink behind; the next run
+    must break it after the grace period instead of waiting forever."""
+    monkeypatch.chdir(tmp_path)
+    journal = Path("tuning") / "optuna.journal"  # relative, as the stage passes it
+    storage = open_storage(None, journal)
+    journal_abs = str(journal.resolve())
+    Path(journal_abs + ".lock").symlink_to(journal_abs)  # what a killed holder leaves
+    started = time.monotonic()
+    study = create_study("after-kill", storage, 0, False, False)
+    assert study.study_name == "after-kill"
+    assert time.monotonic() - started < 120
+    assert not Path(journal_abs + ".lock").exists()

@@ -29,6 +29,7 @@ SETTINGS = [
     "data.amount_column=null",
     "model=xgboost",
     "model.xgboost.params.n_estimators=60",
+    "model.xgboost.params.n_jobs=1",
     # `~` then `+` replaces the whole search space (a plain `=` would merge into it).
     "~model.xgboost.search_space",
     "+model.xgboost.search_space={max_depth: {type: int, low: 2, high: 6}, "
@@ -145,3 +146,20 @@ def test_cli_sweep_runs_when_the_gate_passed(tuned_project: Path):
     assert set(summary["best_params"]) == {"max_depth", "learning_rate"}
     assert 2 <= summary["best_params"]["max_depth"] <= 3  # the override narrowed the range
     assert "dvc exp run -S model.xgboost.params.max_depth=" in result.stdout
+
+
+def test_two_worker_processes_finish_exactly_the_requested_trials(tuned_project: Path):
+    project = tuned_project
+    compose = [sys.executable, "-m", "valuegate.cli", "compose", *SETTINGS]
+    # A fresh study (4 folds) long enough that the second worker starts before it ends.
+    run([*compose, "tune.n_jobs=2", "tune.n_trials=40", "tune.n_folds=4"], project)
+    run([sys.executable, "-m", "valuegate.stages.tune"], project)
+    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    study = optuna.load_study(
+        study_name=tune["studies"]["xgboost"]["study"],
+        storage=open_storage(None, project / "tuning" / "optuna.journal"),
+    )
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 40
+    assert len({t.number for t in finished}) == 40
+    assert {t.user_attrs.get("worker") for t in finished} == {0, 1}

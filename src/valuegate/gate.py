@@ -26,7 +26,7 @@ How the gate decides
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -258,7 +258,9 @@ def decide(
     passed = bool(lower >= min_uplift and lower > 0.0)
 
     unit = f"{currency}/{period}"
-    interval = f"{_percent(confidence)} CI {_money(lower)} to {_money(upper)}"
+    # Each bound is one-sided at `confidence` (after the adjustment); together they span
+    # a two-sided interval of 1 - 2 * alpha.
+    interval = f"{_percent(confidence)} bounds {_money(lower)} to {_money(upper)}"
     if n_compared > 1:
         interval += f", Bonferroni-adjusted for {n_compared} candidates"
     if passed:
@@ -389,6 +391,15 @@ def gate_candidates(
             currency=currency,
             period=period,
         )
+    for name in candidates:
+        if constraints and not points[name].constraints_met:
+            rules = ", ".join(str(c) for c in constraints)
+            decisions[name] = replace(
+                decisions[name],
+                passed=False,
+                reason=f"{name} meets no operating point with {rules} on this split: "
+                "tuning not allowed",
+            )
     passed = sorted(
         (n for n, d in decisions.items() if d.passed),
         key=lambda n: (-decisions[n].observed_uplift, n),

@@ -62,8 +62,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+def _significant(value: Any, digits: int) -> Any:
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return (
+            value if value != value or value in (np.inf, -np.inf) else float(f"{value:.{digits}g}")
+        )
+    if isinstance(value, dict):
+        return {k: _significant(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_significant(v, digits) for v in value]
+    return value
+
+
+def to_json(data: Any, digits: int = 10) -> str:
+    """JSON with floats at `digits` significant digits: multithreaded estimators sum in
+    varying order, and the last bits must not make two identical runs differ."""
+    return json.dumps(_significant(data, digits), indent=2, default=_json_default) + "\n"
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:

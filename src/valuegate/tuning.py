@@ -99,6 +99,7 @@ class TuningProblem:
     folds: list[tuple]
     seed: int
     estimator_overrides: dict[str, Any]
+    worker: int = 0
 
     def params_for(self, suggested: dict[str, Any]) -> ModelSpec:
         params = {**self.spec.params, **suggested, **self.estimator_overrides}
@@ -123,6 +124,7 @@ class TuningProblem:
 
     def objective(self, trial: optuna.Trial) -> float:
         spec = self.params_for(suggest(trial, self.spec.search_space))
+        trial.set_user_attr("worker", self.worker)
         values: list[float] = []
         for index, fold in enumerate(self.folds):
             values.append(self.fold_value(spec, fold))
@@ -167,15 +169,30 @@ class StopOnValue:
 def open_storage(url: str | None, journal_path: Path) -> Any:
     """A journal file at `journal_path` (default) or the RDB at `url`, with clear errors."""
     if url:
-        try:
-            return optuna.storages.RDBStorage(url)
-        except Exception as exc:
-            raise ConfigError(f"tune.storage: cannot open {url!r}: {exc}") from None
+        import time
+
+        for attempt in range(3):
+            try:
+                return optuna.storages.RDBStorage(url)
+            except ImportError as exc:
+                raise ConfigError(
+                    f"tune.storage: no database driver for {url!r} ({exc}); for PostgreSQL "
+                    "install one: pip install 'psycopg[binary]'"
+                ) from None
+            except Exception as exc:
+                # Workers starting together race to create a new database's tables.
+                if attempt == 2:
+                    raise ConfigError(f"tune.storage: cannot open {url!r}: {exc}") from None
+                time.sleep(1.0 + attempt)
     from optuna.storages.journal import JournalFileBackend
 
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal_path)))
+        # An absolute path matters: Optuna's lock is a symlink to this path, and a relative
+        # target breaks its stale-lock detection, so a lock left by a killed process (SIGKILL
+        # mid-write) would block every later run instead of expiring after 30 s.
+        backend = JournalFileBackend(str(journal_path.resolve()))
+        storage = optuna.storages.JournalStorage(backend)
         storage.get_all_studies()
     except Exception as exc:
         raise ArtifactError(
@@ -404,6 +421,7 @@ def tune_candidate(
 
     tune = config.tune
     problem = build_problem(config, schema, train, candidate)
+    problem.worker = worker_index
     storage = open_storage(tune.storage, journal_path)
     name = study_name(candidate, problem_fingerprint(config, schema, candidate))
     study = create_study(name, storage, config.seed + worker_index, tune.pruning, forced)

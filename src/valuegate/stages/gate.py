@@ -15,6 +15,7 @@ from valuegate.business import value_model
 from valuegate.config import load_params
 from valuegate.data import target_vector
 from valuegate.errors import GateRefusedError
+from valuegate.evaluation import evaluate_models
 from valuegate.gate import gate_candidates
 from valuegate.io import atomic_write_json
 from valuegate.stages.common import (
@@ -63,6 +64,12 @@ def main(argv: list[str]) -> None:
         currency=config.objective.currency,
         period=config.objective.period,
     )
+    # Reported, not required to tune: is each candidate already worth deploying?
+    valued, _plots = evaluate_models(
+        config, value_model(config), roles, target_vector(valid, config.data), predictions, amount
+    )
+    for name, decision in record["candidates"].items():
+        decision["good_enough_met"] = valued["models"][name]["good_enough_met"]
     record = {
         "split": "valid",
         "rows": len(valid),
