@@ -49,7 +49,7 @@ def summary_table(summary: dict[str, Any]) -> str:
             f"Final model {final['model']} ({final['role']}): "
             f"{money(valid['value_per_period'], currency)} per {period} on validation, "
             f"uplift {money(valid['uplift'], currency)} "
-            f"({valid['confidence']:.0%} CI {money(valid['uplift_ci_lower'], currency)} to "
+            f"({valid['confidence']:.0%} bounds {money(valid['uplift_ci_lower'], currency)} to "
             f"{money(valid['uplift_ci_upper'], currency)}); on test, once: "
             f"{money(test['value_per_period'], currency)} per {period}."
         )
