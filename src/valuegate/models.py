@@ -8,6 +8,7 @@ Preprocessing is part of each pipeline, so the fitted object scores raw rows.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,20 +78,27 @@ def _accepted_params(cls: type[BaseEstimator]) -> list[str]:
     return sorted(cls().get_params(deep=False))
 
 
+def check_param_names(where: str, names: Iterable[str], estimator: str, task: str) -> None:
+    """Refuse a parameter name the estimator does not accept; `where` is the config path."""
+    cls = estimator_class(estimator, task)
+    accepted = _accepted_params(cls)
+    for name in names:
+        if name not in accepted:
+            hint = nearest(name, accepted)
+            raise ConfigError(
+                f"{where.format(name=name)}: {cls.__name__} ({estimator!r}) has no parameter "
+                f"{name!r}"
+                + (f" (did you mean {hint!r}?)" if hint else "")
+                + f". Accepted: {', '.join(accepted)}."
+            )
+
+
 def build_estimator(key: str, spec: ModelSpec, task: str, seed: int) -> BaseEstimator:
     """Instantiate the estimator for `spec`; `key` is its config path for messages."""
     entry = REGISTRY[spec.estimator]
     cls = estimator_class(spec.estimator, task)
     accepted = _accepted_params(cls)
-    for name in spec.params:
-        if name not in accepted:
-            hint = nearest(name, accepted)
-            raise ConfigError(
-                f"{key}.params: {cls.__name__} ({spec.estimator!r}) has no parameter "
-                f"{name!r}"
-                + (f" (did you mean {hint!r}?)" if hint else "")
-                + f". Accepted: {', '.join(accepted)}."
-            )
+    check_param_names(f"{key}.params", spec.params, spec.estimator, task)
     params: dict[str, Any] = dict(entry.defaults)
     if task == "binary":
         params.update(entry.classifier_defaults)

@@ -28,10 +28,15 @@ from optuna.trial import TrialState
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from valuegate.business import BinaryValueModel, ValueModel
-from valuegate.config.messages import nearest
 from valuegate.config.schema import Constraint, ModelSpec, SearchDim
 from valuegate.errors import ArtifactError, ConfigError
-from valuegate.models import _accepted_params, build_pipeline, estimator_class, predict_scores
+from valuegate.models import (
+    _accepted_params,
+    build_pipeline,
+    check_param_names,
+    estimator_class,
+    predict_scores,
+)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -43,17 +48,7 @@ def check_search_space(key: str, spec: ModelSpec, task: str) -> None:
             f"{key}.search_space is empty: nothing to tune. Add ranges such as "
             "`max_depth: {type: int, low: 2, high: 8}`."
         )
-    cls = estimator_class(spec.estimator, task)
-    accepted = _accepted_params(cls)
-    for name in spec.search_space:
-        if name not in accepted:
-            hint = nearest(name, accepted)
-            raise ConfigError(
-                f"{key}.search_space.{name}: {cls.__name__} ({spec.estimator!r}) has no "
-                f"parameter {name!r}"
-                + (f" (did you mean {hint!r}?)" if hint else "")
-                + f". Accepted: {', '.join(accepted)}."
-            )
+    check_param_names(f"{key}.search_space.{{name}}", spec.search_space, spec.estimator, task)
 
 
 def suggest(trial: optuna.Trial, space: dict[str, SearchDim]) -> dict[str, Any]:
