@@ -61,6 +61,9 @@ MEMORY_TARGET_MB = 4096.0
 # `.gitignore` below them is still copied: it is configuration, not output.
 SKIP_PREFIXES = (".venv/", "data/prepared/", "models/", "metrics/", "plots/", "bench/results/")
 
+# The dvc.yaml stages whose work `plain` does (see plain()).
+MIRRORED_STAGES = ("prepare", "baseline", "train", "gate", "tune", "evaluate")
+
 HOOK_ENV = "VALUEGATE_BENCH_PROCLOG"
 HOOK_SOURCE = '''\
 """Written by valuegate's bench/pipeline.py: when VALUEGATE_BENCH_PROCLOG is set, append
@@ -171,6 +174,20 @@ def bench_env(project: Path, hook_dir: Path, proclog: Path | None = None) -> dic
     if proclog is not None:
         env[HOOK_ENV] = str(proclog)
     return env
+
+
+def wait_for_quiet(max_wait: float, quiet_cpus: float) -> float:
+    """Wait (up to `max_wait` s) until other processes use < `quiet_cpus` CPUs over 10 s;
+    this process is idle meanwhile, so the machine's busy time is theirs. Returns the CPUs
+    they used in the last window."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = _busy_cpu_seconds()
+        time.sleep(10.0)
+        used = (_busy_cpu_seconds() - busy) / 10.0
+        if used < quiet_cpus or time.monotonic() >= deadline:
+            return used
+        print(f"  waiting: other processes use {used:.2f} CPUs ...", flush=True)
 
 
 def run_checked(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -328,41 +345,118 @@ def generate_synthetic(path: Path, rows: int, features: int, seed: int) -> dict[
 
 
 def plain(project: Path, out: Path) -> None:
-    """The plain baseline, in this process: the pipeline's work without DVC, without a
-    process per stage, without Parquet round trips and without writing models."""
+    """The plain baseline, in this process: the pipeline's work (prepare, baselines and
+    candidates, gate, tune, evaluate: the same core calls as src/valuegate/stages/*.py)
+    without DVC, without a process per stage, without Parquet round trips and without
+    writing models. Tuning, when the gate allows it, runs here in-process (tune.n_jobs
+    extra worker processes are not started; n_trials is a cap across workers anyway), with
+    a fresh Optuna journal beside `out`, outside the project."""
     os.chdir(project)
     import valuegate
     from valuegate.business import value_model
     from valuegate.config import load_params
     from valuegate.data import file_sha256, load_raw, prepare, target_vector
-    from valuegate.evaluation import evaluate_models
+    from valuegate.evaluation import evaluate_models, test_report
+    from valuegate.gate import decide, gate_candidates, paired_bootstrap_uplift
     from valuegate.report import summary_table
     from valuegate.training import fit_model
+    from valuegate.tuning import tune_candidate, tuned_spec
 
     config = load_params()
+    # prepare
     raw = load_raw(config.data)
     splits, schema = prepare(raw, config.data, config.seed, file_sha256(Path(config.data.path)))
     del raw
+    valid, test = splits["valid"], splits["test"]
+    y_valid, y_test = target_vector(valid, config.data), target_vector(test, config.data)
+    amount = {
+        name: frame[schema.amount_column].to_numpy(float) if schema.amount_column else None
+        for name, frame in (("valid", valid), ("test", test))
+    }
+    model = value_model(config)
+
+    # baseline, train@*: fit, score valid and test; keep only the scores (the stages keep
+    # only their files), never write a model.
     roles: dict[str, str] = {}
-    predictions: dict[str, Any] = {}
+    scores: dict[str, dict[str, Any]] = {"valid": {}, "test": {}}
     fit_seconds: dict[str, float] = {}
-    for name, (role, spec) in config.all_models().items():
-        fitted = fit_model(name, role, spec, config, schema, splits)  # scores valid + test
+
+    def fit(name: str, role: str, spec: Any) -> None:
+        fitted = fit_model(name, role, spec, config, schema, splits)
         frame = fitted.predictions
-        predictions[name] = frame.loc[frame["split"] == "valid", "score"].to_numpy()
+        for split in ("valid", "test"):
+            scores[split][name] = frame.loc[frame["split"] == split, "score"].to_numpy()
         roles[name] = role
         fit_seconds[name] = round(fitted.fit_seconds, 3)
-        del fitted, frame  # keep only the scores, as the stages keep only their files
-    valid = splits["valid"]
-    y_valid = target_vector(valid, config.data)
-    amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
+
+    for name, (role, spec) in config.all_models().items():
+        fit(name, role, spec)
+
+    # gate
+    gate = gate_candidates(
+        model,
+        y_valid,
+        dict(scores["valid"]),
+        dict(roles),
+        amount=amount["valid"],
+        constraints=config.constraints,
+        min_uplift=config.objective.min_uplift,
+        confidence=config.gate.confidence,
+        n_resamples=config.gate.n_resamples,
+        seed=config.seed,
+        currency=config.objective.currency,
+        period=config.objective.period,
+    )
+    evaluate_models(config, model, dict(roles), y_valid, dict(scores["valid"]), amount["valid"])
+    if config.gate.strict and not gate["passed"]:
+        raise SystemExit("plain: no candidate passed the gate and gate.strict is true")
+
+    # tune
+    tuned: list[str] = []
+    if gate["passed"]:
+        tuned = [gate["best_passing"]] if config.tune.candidates == "best" else list(gate["passed"])
+    journal = out.with_suffix(".optuna.journal")
+    journal.unlink(missing_ok=True)
+    for name in tuned:
+        result = tune_candidate(config, schema, splits["train"], name, journal)
+        fit(f"{name}_tuned", "tuned", tuned_spec(config.model[name], result.best_params))
+
+    # evaluate
     summary, _plots = evaluate_models(
-        config, value_model(config), roles, y_valid, predictions, amount
+        config, model, roles, y_valid, scores["valid"], amount["valid"]
+    )
+    final, baseline = summary["final_model"], summary["best_baseline"]
+    uplifts = paired_bootstrap_uplift(
+        model,
+        y_valid,
+        scores["valid"][final],
+        scores["valid"][baseline],
+        amount["valid"],
+        config.constraints,
+        n_resamples=config.gate.n_resamples,
+        seed=config.seed,
+    )
+    decide(
+        final,
+        baseline,
+        uplifts,
+        observed_uplift=summary["models"][final]["uplift"],
+        min_uplift=config.objective.min_uplift,
+        confidence=config.gate.confidence,
+        n_compared=1,
+        currency=config.objective.currency,
+        period=config.objective.period,
+    )
+    on_test = test_report(
+        config, model, summary["models"][final], y_test, scores["test"][final], amount["test"]
     )
     print(summary_table(summary))
     result = {
         "valuegate_module": valuegate.__file__,
         "fit_seconds": fit_seconds,
+        "tuned": tuned,
+        "final_model": final,
+        "final_test_value_per_period": on_test["value_per_period"],
         "value_per_period": {n: r["value_per_period"] for n, r in summary["models"].items()},
     }
     out.write_text(json.dumps(result, indent=2))
@@ -395,6 +489,14 @@ def read_proclog(path: Path) -> list[dict[str, Any]]:
         record["peak_rss_mb"] = _mb(record.pop("peak_rss_kb"))
         record["seconds"] = round(record["seconds"], 3)
     return sorted(records, key=lambda r: r["start"])
+
+
+def pipeline_stages(project: Path) -> tuple[list[str], list[str]]:
+    """The stage names in the copy's dvc.yaml, and those `plain` does not do the work of."""
+    import yaml  # small; this process stays free of numpy and pandas
+
+    stages = list((yaml.safe_load((project / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    return stages, [s for s in stages if s not in MIRRORED_STAGES]
 
 
 def stage_import_seconds(project: Path, env: dict[str, str]) -> float:
@@ -445,12 +547,24 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         data_info = {}
         overrides = []
     run_checked(["valuegate", "compose", *overrides], project, env)
+    stage_names, unmirrored = pipeline_stages(project)
+    if unmirrored:
+        print(
+            f"[{name}] WARNING: dvc.yaml has stages the plain baseline does not mirror: "
+            f"{', '.join(unmirrored)}; the ratio overstates the overhead.",
+            flush=True,
+        )
     # Compile the copy's sources now, so neither timed run pays for it.
     run_checked([sys.executable, "-m", "compileall", "-q", "src"], project, env)
 
-    plain_out = root / "plain-result.json"
     plain_cmd = [sys.executable, str(Path(__file__).resolve()), "--plain", str(project)]
-    plain_cmd += ["--plain-out", str(plain_out)]
+
+    def quiet(name: str) -> None:
+        if args.max_wait > 0:
+            used = wait_for_quiet(args.max_wait, args.quiet_cpus)
+            if used >= args.quiet_cpus:
+                print(f"[{name}] machine still busy ({used:.2f} CPUs); measuring anyway")
+
     plain_runs: list[Measured] = []
     pipe_runs: list[Measured] = []
     plain_logs: list[Path] = []
@@ -459,16 +573,21 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         tag = f" (run {rep}/{args.repeat})" if args.repeat > 1 else ""
         plain_logs.append(root / f"plain-{rep}.jsonl")
         pipe_logs.append(root / f"pipeline-{rep}.jsonl")
+        quiet(name)
         print(f"[{name}] plain baseline (one process){tag} ...", flush=True)
         plain_runs.append(
             run_measured(
-                plain_cmd,
+                [*plain_cmd, "--plain-out", str(root / f"plain-{rep}.json")],
                 project,
                 bench_env(project, hook_dir, plain_logs[-1]),
                 root / f"plain-{rep}",
             )
         )
+        quiet(name)
         print(f"[{name}] pipeline: dvc repro --force{tag} ...", flush=True)
+        # The study journal persists across `dvc repro` (persist: true); a rerun would
+        # resume a finished study and run no trials, so every run starts without one.
+        (project / "tuning" / "optuna.journal").unlink(missing_ok=True)
         pipe_runs.append(
             run_measured(
                 ["dvc", "repro", "--force"],
@@ -483,7 +602,7 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     best_plain = min(range(args.repeat), key=lambda i: plain_runs[i].seconds)
     best_pipe = min(range(args.repeat), key=lambda i: pipe_runs[i].seconds)
     plain_run, pipe_run = plain_runs[best_plain], pipe_runs[best_pipe]
-    plain_result = json.loads(plain_out.read_text())
+    plain_result = json.loads((root / f"plain-{best_plain + 1}.json").read_text())
     plain_procs = [p for log in plain_logs for p in read_proclog(log)]
     pipe_procs = read_proclog(pipe_logs[best_pipe])
     all_stages = [
@@ -504,6 +623,12 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         if n in evaluated
     ]
     same_models = set(evaluated) == set(plain_result["value_per_period"])
+    pipe_final = json.loads((project / "metrics" / "evaluate.json").read_text()).get("final")
+    if pipe_final:
+        same_models = same_models and pipe_final["model"] == plain_result["final_model"]
+        diffs.append(
+            abs(pipe_final["test_value_per_period"] - plain_result["final_test_value_per_period"])
+        )
 
     schema = json.loads((project / "data" / "prepared" / "schema.json").read_text())
     rows = sum(schema["rows"].values())
@@ -545,6 +670,10 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
             {k: p[k] for k in ("label", "seconds", "peak_rss_mb")} for p in pipe_procs
         ],
         "plain_fit_seconds": plain_result["fit_seconds"],
+        "stages": stage_names,
+        "stages_not_mirrored_by_plain": unmirrored,
+        "tuned": plain_result["tuned"],
+        "final_model": plain_result["final_model"],
         "valuation_matches": bool(same_models and diffs and max(diffs) <= 1e-6),
         "valuation_max_abs_diff": max(diffs) if diffs else None,
         "valuegate_module": plain_result["valuegate_module"],
@@ -595,6 +724,8 @@ def report(r: dict[str, Any]) -> str:
         f"== {r['dataset']}: {r['rows']:,} rows x {r['features']} features "
         f"({r['numeric_features']} numeric, {r['categorical_features']} categorical); "
         f"models: {', '.join(r['models'])}",
+        f"stages: {', '.join(r['stages'])}; tuned: {', '.join(r['tuned']) or 'none (gate)'}; "
+        f"final model: {r['final_model']}",
         f"pipeline (dvc repro --force): {r['pipeline_seconds']:9.2f} s{runs('pipeline')}",
         f"plain (one process):          {r['plain_seconds']:9.2f} s{runs('plain')}",
         f"ratio pipeline/plain:         {r['ratio']:9.2f}   target <= {RATIO_TARGET}: {ratio_note}",
@@ -614,12 +745,18 @@ def report(r: dict[str, Any]) -> str:
         + ", ".join(f"{n} {s:.2f}" for n, s in r["plain_fit_seconds"].items()),
         f"valuation matches the pipeline's evaluate.json: "
         f"{'yes' if r['valuation_matches'] else 'NO'} "
-        f"(max |diff| in value_per_period: {r['valuation_max_abs_diff']})",
+        f"(max |diff| in value_per_period, final on test included: "
+        f"{r['valuation_max_abs_diff']})",
         f"CPU seconds used: pipeline {r['pipeline_cpu_seconds']:.1f}, plain "
         f"{r['plain_cpu_seconds']:.1f}; by other processes meanwhile: {other_pipe:.1f} "
         f"during the pipeline, {other_plain:.1f} during plain ({r['machine']['cpus']} CPUs)"
         + ("\n  WARNING: other processes competed for the CPUs; timings are noisy" if busy else ""),
     ]
+    if r["stages_not_mirrored_by_plain"]:
+        lines.append(
+            "WARNING: the plain baseline does not do the work of stages "
+            f"{', '.join(r['stages_not_mirrored_by_plain'])}; the ratio overstates the overhead"
+        )
     return "\n".join(lines)
 
 
@@ -656,6 +793,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="run each side N times (alternating) and keep each side's fastest run",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=600.0,
+        help="before each measured run, wait up to this many seconds for the machine to be "
+        "quiet (0: do not wait)",
+    )
+    parser.add_argument(
+        "--quiet-cpus",
+        type=float,
+        default=0.2,
+        help="quiet: other processes used fewer CPUs than this over 10 s (default 0.2)",
     )
     parser.add_argument(
         "--workdir",
