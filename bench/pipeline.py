@@ -8,16 +8,18 @@ For each dataset this script
 2. for `synthetic`, generates a seeded binary dataset (Parquet) and `conf/data/synthetic.yaml`
    in the copy, then composes `params.yaml` there with `valuegate compose`;
 3. runs the plain baseline: ONE Python process that reads the raw file, splits it, fits
-   every baseline and candidate in params.yaml, scores valid and test and values the
-   models, without DVC, without a process per stage and without writing models;
+   every baseline and candidate in params.yaml, scores valid and test, runs the gate (and
+   tuning when the gate allows it) and the final evaluation, without DVC, without a process
+   per stage and without writing models (see `plain`);
 4. runs `dvc repro --force` in the copy;
 5. prints wall-clock seconds, the ratio pipeline/plain and peak memory, and writes them
    to bench/results/pipeline-<dataset>.json.
 
 The point is to measure orchestration overhead (process start-ups, imports per stage,
 Parquet round trips, model files, DVC hashing and caching), so both sides call the same
-valuegate functions (`valuegate.data.prepare`, `valuegate.training.fit_model`,
-`valuegate.evaluation.evaluate_models`). Every subprocess runs the copy's `src/` (put first
+valuegate functions as the stages (`valuegate.data.prepare`, `valuegate.training.fit_model`,
+`valuegate.gate.gate_candidates`, `valuegate.tuning.tune_candidate`,
+`valuegate.evaluation.evaluate_models`, ...). Every subprocess runs the copy's `src/` (put first
 on PYTHONPATH), so edits made to the repo during a run do not leak into it.
 
 Memory. Each measured Python process gets a tiny `sitecustomize` hook (generated into
