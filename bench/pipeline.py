@@ -548,6 +548,7 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     else:
         data_info = {}
         overrides = []
+    overrides += list(args.set or [])
     run_checked(["valuegate", "compose", *overrides], project, env)
     stage_names, unmirrored = pipeline_stages(project)
     if unmirrored:
@@ -817,6 +818,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the project copies (and logs) afterwards"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="OVERRIDE",
+        help="extra Hydra override for both sides, e.g. --set 'model=[xgboost]' (repeatable)",
     )
     # Internal modes, run in subprocesses by this script.
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
