@@ -187,3 +187,17 @@ def test_a_lock_left_by_a_killed_writer_expires(tmp_path: Path, monkeypatch):
     assert study.study_name == "after-kill"
     assert time.monotonic() - started < 120
     assert not Path(journal_abs + ".lock").exists()
+
+
+@pytest.mark.parametrize("go", [True, False])
+def test_a_waiting_worker_runs_only_when_released(go: bool):
+    from valuegate.stages.tune import release_workers
+
+    code = "from valuegate.stages.tune import await_release; await_release(); print('opened')"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    release_workers([worker], go=go)
+    out = worker.stdout.read()
+    assert worker.wait(timeout=60) == 0
+    assert (out.strip() == b"opened") is go

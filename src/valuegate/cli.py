@@ -58,7 +58,7 @@ def _tune(args: argparse.Namespace) -> None:
     from valuegate.config.loading import validate
     from valuegate.errors import ConfigError, GateRefusedError
     from valuegate.stages.common import read_schema, read_splits
-    from valuegate.stages.tune import JOURNAL, read_gate
+    from valuegate.stages.tune import JOURNAL, await_release, read_gate
     from valuegate.tuning import tune_candidate
 
     if args.worker:
@@ -93,6 +93,7 @@ def _tune(args: argparse.Namespace) -> None:
         JOURNAL,
         forced=not passed,
         worker_index=args.worker_index,
+        before_study=await_release if args.await_release else None,
     )
     if args.worker:
         return
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="join the study that params.yaml defines as an extra worker process",
     )
     tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    # Set by the tune stage for the workers it starts: wait for its release on stdin.
+    tune.add_argument("--await-release", action="store_true", help=argparse.SUPPRESS)
     tune.add_argument("--conf-dir", default="conf")
     tune.add_argument("--params", default="params.yaml")
     tune.set_defaults(func=_tune)

@@ -410,13 +410,21 @@ def tune_candidate(
     forced: bool = False,
     worker_index: int = 0,
     on_study_ready: Callable[[str], None] | None = None,
+    before_study: Callable[[], None] | None = None,
 ) -> StudyResult:
-    """Run (or resume, or join as worker `worker_index` > 0) the study of `candidate`."""
+    """Run (or resume, or join as worker `worker_index` > 0) the study of `candidate`.
+
+    `before_study` runs once the problem is built, before the study is opened (a worker
+    waits there until worker 0 has closed trials a killed run left open); `on_study_ready`
+    runs once worker 0 has done that.
+    """
     import time
 
     tune = config.tune
     problem = build_problem(config, schema, train, candidate)
     problem.worker = worker_index
+    if before_study is not None:
+        before_study()
     storage = open_storage(tune.storage, journal_path)
     name = study_name(candidate, problem_fingerprint(config, schema, candidate))
     study = create_study(name, storage, config.seed + worker_index, tune.pruning, forced)

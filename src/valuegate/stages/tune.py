@@ -50,7 +50,11 @@ def selected(gate: dict[str, Any], which: str) -> list[str]:
 
 
 def spawn_workers(candidate: str, count: int) -> list[subprocess.Popen]:
-    """Extra processes joining the same study (the stage itself is worker 0)."""
+    """Extra processes joining the same study (the stage itself is worker 0).
+
+    They start at once, so their imports and data loading overlap worker 0's, then wait
+    for a line on stdin (`release_workers`) before they open the study.
+    """
     return [
         subprocess.Popen(
             [
@@ -63,10 +67,31 @@ def spawn_workers(candidate: str, count: int) -> list[subprocess.Popen]:
                 candidate,
                 "--worker-index",
                 str(index),
+                "--await-release",
             ],
+            stdin=subprocess.PIPE,
         )
         for index in range(1, count)
     ]
+
+
+def release_workers(workers: list[subprocess.Popen], go: bool) -> None:
+    """Let waiting workers open the study (`go`) or tell them to exit without running."""
+    for worker in workers:
+        if worker.stdin is None or worker.stdin.closed:
+            continue
+        try:
+            if go:
+                worker.stdin.write(b"go\n")
+            worker.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker already died; its exit code reports it
+
+
+def await_release() -> None:
+    """In a worker: block until worker 0 releases it; exit quietly if told not to run."""
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit(0)
 
 
 def main(argv: list[str]) -> None:
@@ -86,17 +111,19 @@ def main(argv: list[str]) -> None:
         print("=" * 78)
     fitted = []
     for name in names:
-        workers: list[subprocess.Popen] = []
-
-        def start_workers(_study: str, name: str = name, started: list = workers) -> None:
-            # Only once this process has closed trials left running by a killed run.
-            started.extend(spawn_workers(name, config.tune.n_jobs))
-
+        workers = spawn_workers(name, config.tune.n_jobs)
         try:
             result = tune_candidate(
-                config, schema, splits["train"], name, JOURNAL, on_study_ready=start_workers
+                config,
+                schema,
+                splits["train"],
+                name,
+                JOURNAL,
+                # Only once this process has closed trials left running by a killed run.
+                on_study_ready=lambda _study, w=workers: release_workers(w, go=True),
             )
         finally:
+            release_workers(workers, go=False)
             failed = [w.args for w in workers if w.wait() != 0]
         if failed:
             raise ArtifactError(f"tuning workers failed: {failed}")
