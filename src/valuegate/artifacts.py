@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-import skops.io as sio
-from sklearn.pipeline import Pipeline
+from typing import TYPE_CHECKING
 
 from valuegate.errors import ArtifactError
 from valuegate.io import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# skops is imported where it is used: it costs ~0.8 s, which stages that only read
+# predictions (gate, evaluate) should not pay.
 
 # Types that skops does not trust by default but our registry's pipelines contain. Any
 # other untrusted type in a file makes loading fail.
@@ -40,6 +44,8 @@ def _sha256(path: Path) -> str:
 
 def save_pipeline(pipeline: Pipeline, path: str | Path) -> str:
     """Write `pipeline` to `path` (skops) atomically, plus `path.sha256`; return the hash."""
+    import skops.io as sio
+
     target = Path(path)
     with atomic_path(target) as tmp:
         sio.dump(pipeline, tmp)
@@ -57,6 +63,8 @@ def save_pipeline(pipeline: Pipeline, path: str | Path) -> str:
 
 def load_pipeline(path: str | Path) -> Pipeline:
     """Load a pipeline saved by `save_pipeline`, verifying its hash and types."""
+    import skops.io as sio
+
     target = Path(path)
     sidecar = target.with_name(target.name + ".sha256")
     if not target.is_file():

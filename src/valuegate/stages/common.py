@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,9 @@ from valuegate.config.schema import Config
 from valuegate.data import SPLITS, Schema
 from valuegate.errors import ArtifactError, ValuegateError
 from valuegate.io import atomic_write_json, write_with
-from valuegate.training import FittedModel
+
+if TYPE_CHECKING:  # training imports every estimator; stages that only read skip it
+    from valuegate.training import FittedModel
 
 PREPARED = Path("data/prepared")
 SCHEMA_FILE = PREPARED / "schema.json"
