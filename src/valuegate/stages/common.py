@@ -47,8 +47,17 @@ def read_schema(prepared: Path = PREPARED) -> Schema:
     return Schema.from_dict(json.loads((prepared / "schema.json").read_text()))
 
 
-def read_splits(prepared: Path = PREPARED, names=SPLITS) -> dict[str, pd.DataFrame]:
-    return {s: pd.read_parquet(prepared / f"{s}.parquet") for s in names}
+def read_splits(
+    prepared: Path = PREPARED, names=SPLITS, columns: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The named splits; only `columns` when given (stages that value predictions need
+    the target and amount, not the features)."""
+    return {s: pd.read_parquet(prepared / f"{s}.parquet", columns=columns) for s in names}
+
+
+def outcome_columns(config: Config, schema: Schema) -> list[str]:
+    """The columns that valuing predictions needs: the target and the amount, if any."""
+    return [config.data.target] + ([schema.amount_column] if schema.amount_column else [])
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -27,6 +27,7 @@ from valuegate.stages.common import (
     METRICS,
     PLOTS,
     REPORTS,
+    outcome_columns,
     read_predictions,
     read_schema,
     read_splits,
@@ -37,7 +38,7 @@ from valuegate.stages.common import (
 def main(argv: list[str]) -> None:
     config = load_params()
     schema = read_schema()
-    splits = read_splits(names=("valid", "test"))
+    splits = read_splits(names=("valid", "test"), columns=outcome_columns(config, schema))
     valid, test = splits["valid"], splits["test"]
     model = value_model(config)
 

@@ -20,6 +20,7 @@ from valuegate.gate import gate_candidates
 from valuegate.io import atomic_write_json
 from valuegate.stages.common import (
     METRICS,
+    outcome_columns,
     read_schema,
     read_splits,
     read_valid_predictions,
@@ -47,7 +48,7 @@ def banner(record: dict[str, Any]) -> str:
 def main(argv: list[str]) -> None:
     config = load_params()
     schema = read_schema()
-    valid = read_splits(names=("valid",))["valid"]
+    valid = read_splits(names=("valid",), columns=outcome_columns(config, schema))["valid"]
     amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
     roles, predictions = read_valid_predictions(config, len(valid))
     record = gate_candidates(
