@@ -28,8 +28,6 @@ from valuegate.stages.common import (
     run_stage,
     write_fitted,
 )
-from valuegate.training import fit_model
-from valuegate.tuning import tune_candidate, tuned_spec
 
 GATE_FILE = METRICS / "gate.json"
 TUNE_FILE = METRICS / "tune.json"
@@ -98,8 +96,8 @@ def main(argv: list[str]) -> None:
     config = load_params()
     gate = read_gate()
     schema = read_schema()
-    splits = read_splits()
     names = selected(gate, config.tune.candidates)
+    splits = read_splits() if names else {}
     record: dict[str, Any] = {"tuning_allowed": bool(names), "studies": {}}
     if not names:
         reasons = [d["reason"] for d in gate["candidates"].values()]
@@ -109,6 +107,10 @@ def main(argv: list[str]) -> None:
         for reason in reasons:
             print(f"tune:   {reason}")
         print("=" * 78)
+    if names:
+        # Optuna and the estimators are imported only when there is something to tune.
+        from valuegate.training import fit_model
+        from valuegate.tuning import tune_candidate, tuned_spec
     fitted = []
     for name in names:
         workers = spawn_workers(name, config.tune.n_jobs)
