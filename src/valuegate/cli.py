@@ -3,6 +3,9 @@
 valuegate compose [OVERRIDE ...]   compose conf/ (+ Hydra overrides) into params.yaml
 valuegate check                    validate params.yaml and the data it points at
 valuegate show                     print the last evaluation (reports/evaluation.json)
+valuegate models list|promote|rollback   the model registry (champion pointer)
+valuegate predict --model champion --input X --output Y   batch scoring, streamed
+valuegate serve --model champion   the HTTP prediction service (FastAPI + uvicorn)
 """
 
 from __future__ import annotations
@@ -118,6 +121,110 @@ def _train(args: argparse.Namespace) -> None:
     print(format_summary(sweep_dir))
 
 
+def _deploy_config(params: str):
+    """deploy settings from params.yaml when there is one, else the defaults."""
+    from valuegate.config.schema import DeployConfig
+
+    path = Path(params)
+    if path.is_file():
+        import yaml
+
+        raw = yaml.safe_load(path.read_text()) or {}
+        if "deploy" in raw:
+            from valuegate.config.loading import validate
+
+            return validate(raw, source=str(path)).deploy
+    return DeployConfig()
+
+
+def _registry(args: argparse.Namespace):
+    from valuegate.registry import Registry
+
+    return Registry(args.registry or _deploy_config(args.params).registry)
+
+
+def _models(args: argparse.Namespace) -> None:
+    registry = _registry(args)
+    if args.action == "list":
+        rows = registry.listing()
+        if not rows:
+            print(f"the registry {registry.root} holds no bundles yet.")
+            return
+        for row in rows:
+            mark = "*" if row["champion"] else " "
+            if "error" in row:
+                print(f"{mark} {row['version']:<6} BROKEN: {row['error']}")
+                continue
+            value = row["test_value_per_period"]
+            print(
+                f"{mark} {row['version']:<6} {row['model']:<24} data {row['data']:<16} "
+                f"test value/period {value if value is None else f'{value:,.0f}':>10}  "
+                f"{row['hot_path']:<16} {row['created']}"
+            )
+        print("* = champion")
+    elif args.action == "promote":
+        if not args.version:
+            raise ValuegateError("valuegate models promote needs a version, e.g. v2.")
+        registry.promote(args.version)
+        print(f"{args.version} is now the champion of {registry.root}.")
+    else:
+        version = registry.rollback()
+        print(f"rolled back: {version} is the champion of {registry.root} again.")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from valuegate.serving.batch import predict_file
+
+    deploy = _deploy_config(args.params)
+    bundle = _registry(args).load(args.model)
+    summary = predict_file(
+        bundle,
+        args.input,
+        args.output,
+        chunk_size=args.chunk_size or deploy.batch.chunk_size,
+        on_error=args.on_error or deploy.batch.on_error,
+    )
+    print(
+        f"scored {summary['rows_scored']} of {summary['rows_in']} rows with {bundle.version} "
+        f"into {args.output}"
+        + (f"; skipped {summary['rows_skipped']} bad rows" if summary["rows_skipped"] else "")
+    )
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import os
+
+    import uvicorn
+
+    from valuegate.bundle import load_bundle
+    from valuegate.serving.app import ENV_SETTINGS, NoDelayH11Protocol, create_app
+
+    serve = _deploy_config(args.params).serve
+    registry = _registry(args)
+    path = registry.path_of(args.model)
+    bundle = load_bundle(path)  # verify before binding the port: a bad bundle never serves
+    settings = {
+        "bundle": str(path.resolve()),
+        "max_request_bytes": serve.max_request_bytes,
+        "max_records": serve.max_records,
+        "token_env": serve.token_env,
+        "log_path": None if args.no_log else (args.log or serve.log_path),
+    }
+    host, port = args.host or serve.host, args.port or serve.port
+    workers = args.workers or serve.workers
+    print(
+        f"serving {bundle.version} ({bundle.manifest['model']['name']}, "
+        f"{bundle.hot_path}) on http://{host}:{port} with {workers} worker(s)",
+        flush=True,
+    )
+    options = {"host": host, "port": port, "http": NoDelayH11Protocol, "log_level": "warning"}
+    if workers == 1:
+        uvicorn.run(create_app(bundle, settings), **options)
+    else:
+        os.environ[ENV_SETTINGS] = json.dumps(settings)
+        uvicorn.run("valuegate.serving.app:app_from_env", factory=True, workers=workers, **options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="valuegate",
@@ -171,6 +278,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--conf-dir", default="conf")
     train.add_argument("--output", default="multirun", help="root of the run directories")
     train.set_defaults(func=_train)
+
+    models = sub.add_parser("models", help="the model registry: list, promote, rollback")
+    models.add_argument("action", choices=["list", "promote", "rollback"])
+    models.add_argument("version", nargs="?", help="the version to promote, e.g. v2")
+    models.add_argument("--registry", help="registry directory (default: deploy.registry)")
+    models.add_argument("--params", default="params.yaml")
+    models.set_defaults(func=_models)
+
+    predict = sub.add_parser(
+        "predict",
+        help="score a CSV/Parquet file with a bundle, in chunks",
+        description="Stream --input through the bundle; writes row, score, decision and "
+        "expected_value per row to --output (Parquet, or CSV by suffix) atomically.",
+    )
+    predict.add_argument("--model", default="champion", help="champion, a version or a dir")
+    predict.add_argument("--input", required=True)
+    predict.add_argument("--output", required=True)
+    predict.add_argument("--on-error", choices=["skip", "fail"], default=None)
+    predict.add_argument("--chunk-size", type=int, default=None)
+    predict.add_argument("--registry", help="registry directory (default: deploy.registry)")
+    predict.add_argument("--params", default="params.yaml")
+    predict.set_defaults(func=_predict)
+
+    serve = sub.add_parser("serve", help="the HTTP prediction service (FastAPI + uvicorn)")
+    serve.add_argument("--model", default="champion", help="champion, a version or a dir")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--log", help="prediction log path (default: deploy.serve.log_path)")
+    serve.add_argument("--no-log", action="store_true", help="do not log predictions")
+    serve.add_argument("--registry", help="registry directory (default: deploy.registry)")
+    serve.add_argument("--params", default="params.yaml")
+    serve.set_defaults(func=_serve)
 
     show = sub.add_parser("show", help="print the last evaluation as a table")
     show.add_argument("--report", default="reports/evaluation.json")

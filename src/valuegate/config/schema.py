@@ -9,6 +9,7 @@ keys involved.
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -255,6 +256,53 @@ class TuneConfig(Strict):
     storage: str | None = None
 
 
+class ServeConfig(Strict):
+    """The HTTP prediction service (`valuegate serve`)."""
+
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="larger bodies get 413")
+    max_records: int = Field(1000, ge=1, description="records per POST /predict")
+    token_env: str | None = Field(
+        "VALUEGATE_TOKEN", description="env var holding the bearer token; unset = no auth"
+    )
+    log_path: str = "logs/predictions.sqlite"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+
+
+class BatchConfig(Strict):
+    """Batch scoring (`valuegate predict` and the `score` stage)."""
+
+    chunk_size: int = Field(100_000, ge=1)
+    on_error: Literal["skip", "fail"] = "fail"
+    input: str | None = None
+
+
+class DeployConfig(Strict):
+    """The deploy gate, the registry and serving."""
+
+    registry: str = "models/registry"
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    n_resamples: int = Field(1000, ge=100, le=100_000)
+    min_uplift: float = Field(0.0, ge=0, description="currency per period over the champion")
+    promote: bool = True
+    strict: bool = False
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+
+    @field_validator("registry")
+    @classmethod
+    def _inside_the_dvc_output(cls, value: str) -> str:
+        parts = PurePosixPath(value).parts
+        if parts[:2] != ("models", "registry") or ".." in parts:
+            raise ValueError(
+                f"{value!r} must be models/registry or a directory inside it (e.g. "
+                "models/registry/diabetes): only that path is the package stage's persistent "
+                "DVC output"
+            )
+        return value
+
+
 class Meta(Strict):
     conf_fingerprint: str
 
@@ -273,6 +321,7 @@ class Config(Strict):
     model: dict[str, ModelSpec]
     gate: GateConfig = Field(default_factory=GateConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
