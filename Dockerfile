@@ -5,7 +5,7 @@ WORKDIR /app
 COPY . .
 # The README's install command (a virtualenv, then the package).
 RUN python3.11 -m venv .venv && .venv/bin/pip install -q -e . \
-    && test -f models/registry/champion.json \
+    && ls models/registry/*/champion.json \
     && .venv/bin/valuegate models list
 ENV PATH=/app/.venv/bin:$PATH
 # VALUEGATE_TOKEN set at run time (docker run -e VALUEGATE_TOKEN=...) turns on bearer auth.

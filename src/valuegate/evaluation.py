@@ -92,9 +92,10 @@ def evaluate_predictions(
     return point, record
 
 
-def best_model(records: dict[str, dict[str, Any]], role: str) -> str:
-    """The most valuable model of `role`, preferring those that meet the constraints."""
-    pool = {n: r for n, r in records.items() if r["role"] == role}
+def best_model(records: dict[str, dict[str, Any]], *roles: str) -> str:
+    """The most valuable model of the given roles, preferring those that meet the
+    constraints; on a tie the first in `records` (baselines come first) wins."""
+    pool = {n: r for n, r in records.items() if r["role"] in roles}
     feasible = {n: r for n, r in pool.items() if r["constraints_met"]}
     pool = feasible or pool
     return max(pool, key=lambda n: pool[n]["value_per_period"])
@@ -128,7 +129,10 @@ def evaluate_models(
     """Value every model on the same rows; uplift is measured against the best baseline.
 
     `roles[name]` is "baseline", "candidate" or "tuned"; `predictions[name]` has shape (n,).
-    The final model is the best tuned model, or the best candidate when none was tuned.
+    The final model is the most valuable of the baselines and the tuned models (the
+    untuned candidates when none was tuned): a baseline that earns more on validation than
+    every model allowed forward is what ships, since a more complex model that earns less
+    has not earned its place. On a tie the baseline wins.
     Returns (metrics record, plot data per plot kind per model).
     """
     objective = config.objective
@@ -160,7 +164,22 @@ def evaluate_models(
         record["uplift_matters"] = uplift >= objective.min_uplift
     best_candidate = best_model(records, "candidate")
     tuned = [n for n, r in records.items() if r["role"] == "tuned"]
-    final = best_model(records, "tuned") if tuned else best_candidate
+    forward = "tuned" if tuned else "candidate"
+    contender = best_model(records, forward)
+    final = best_model(records, "baseline", forward)
+    unit = f"{objective.currency}/{objective.period}"
+    final_value = records[final]["value_per_period"]
+    if final == contender:
+        final_reason = (
+            f"{final} ({forward}) goes forward: {final_value:,.0f} {unit} on validation; "
+            f"the best baseline {best_baseline} earns {reference:,.0f}"
+        )
+    else:
+        final_reason = (
+            f"{final} (baseline) goes forward: {final_value:,.0f} {unit} on validation, more "
+            f"than the best {forward} model {contender}'s "
+            f"{records[contender]['value_per_period']:,.0f}"
+        )
     summary = {
         "split": "valid",
         "rows": len(y_true),
@@ -173,6 +192,7 @@ def evaluate_models(
         "best_candidate": best_candidate,
         "best_uplift": records[best_candidate]["uplift"],
         "final_model": final,
+        "final_reason": final_reason,
         "models": records,
     }
     return summary, plots

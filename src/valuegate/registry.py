@@ -1,6 +1,6 @@
 """The model registry: bundles by version and a champion pointer.
 
-    models/registry/
+    models/registry/<data.name>/     (deploy.registry)
         v1/, v2/, ...        bundles (bundle.py), each written atomically
         champion.json        {"champion": "v2", "history": ["v1", "v2"]}
 

@@ -53,4 +53,6 @@ def summary_table(summary: dict[str, Any]) -> str:
             f"{money(valid['uplift_ci_upper'], currency)}); on test, once: "
             f"{money(test['value_per_period'], currency)} per {period}."
         )
+        if summary.get("final_reason"):
+            lines.append(f"Why: {summary['final_reason']}.")
     return "\n".join(lines)

@@ -3,8 +3,8 @@ each candidate against the best baseline on the validation split.
 
 Writes `metrics/gate.json`, the decision record: every number compared, the confidence
 interval, the verdict and a one-sentence reason per candidate. When nothing passes, the
-pipeline goes on with the best untuned candidate (tuning is skipped, loudly), unless
-`gate.strict` is true: then the run fails after writing the record.
+pipeline goes on with the most valuable untuned model, baselines included (tuning is
+skipped, loudly), unless `gate.strict` is true: then the run fails after writing the record.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def banner(record: dict[str, Any]) -> str:
         rule = "=" * 78
         lines += [
             rule,
-            "gate: NO CANDIDATE PASSED — tuning is skipped; the best untuned candidate goes "
+            "gate: NO CANDIDATE PASSED — tuning is skipped; the most valuable untuned model goes "
             "forward.",
             rule,
         ]
@@ -84,7 +84,8 @@ def main(argv: list[str]) -> None:
     if config.gate.strict and not record["tuning_allowed"]:
         raise GateRefusedError(
             "no candidate passed the gate and gate.strict is true; the decision record is in "
-            f"{GATE_FILE}. Set gate.strict=false to go on with the best untuned candidate."
+            f"{GATE_FILE}. Set gate.strict=false to go on with the most valuable untuned "
+            "model (a baseline, if it earns most)."
         )
 
 
