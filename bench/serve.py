@@ -2,12 +2,14 @@
 
 One run, same machine, same model, one after the other (never concurrently):
 
-1. trains the German credit xgboost pipeline (the example's final model) and writes a real
+1. trains the German credit xgboost pipeline (the example's candidate) and writes a real
    bundle of it into a temporary registry (valuegate.bundle.save_bundle);
 2. `noop`: a FastAPI app whose POST endpoint returns a constant (the server's ceiling);
 3. `bare`: a FastAPI app whose POST endpoint reads a JSON list of the model's encoded
-   features and calls `booster.inplace_predict` on a numpy row (what the issue's floor
-   measured: ~1,150-1,220 req/s on one uvicorn worker);
+   features and calls `booster.inplace_predict` on a numpy row with nthread=1, as
+   valuegate's server does (what the issue's floor measured: ~1,150-1,220 req/s on one
+   uvicorn worker; with OpenMP's default of every core the bare app drops to ~150 req/s
+   whenever anything else runs on this 2-core machine);
 4. `valuegate`: `valuegate serve --model champion` on that bundle, with the prediction log on
    (SQLite WAL), request model validation, metrics and the numpy encoder, posting one raw
    record (20 named fields) per request;
@@ -44,6 +46,7 @@ import numpy as np, xgboost as xgb
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 booster = xgb.Booster(); booster.load_model(sys.argv[1])
+booster.set_param({"nthread": 1})  # as valuegate's server does: OpenMP only slows one row
 app = FastAPI()
 
 @app.post("/predict")

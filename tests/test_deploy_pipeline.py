@@ -46,6 +46,21 @@ def test_pipeline_gates_packages_and_scores(tmp_path):
     assert again["versus_champion"]["observed_uplift"] == 0
     assert sorted(p.name for p in (registry).glob("v*")) == ["v1"]
 
+    # The registry changes outside DVC (promote/rollback): `dvc repro` reruns the package
+    # stage, which must not package a model the registry already holds, and rescores.
+    (registry / "champion.json").write_text('{"champion": null, "history": []}')
+    run(["dvc", "repro"], project)
+    held = deploy_record(project)
+    assert not held["packaged"] and held["already_packaged"] == "v1", held["reason"]
+    assert "already in the registry as v1" in held["reason"]
+    assert sorted(p.name for p in registry.glob("v*")) == ["v1"]
+    score = json.loads((project / "metrics" / "score.json").read_text())
+    assert score["rows_scored"] == 0 and "no champion" in score["skipped"]
+    run(["valuegate", "models", "promote", "v1"], project)
+    run(["dvc", "repro"], project)
+    score = json.loads((project / "metrics" / "score.json").read_text())
+    assert score["rows_scored"] == 1000
+
     # A bar above what the model earns on test: refused with the reason, nothing packaged,
     # the champion stays and still scores the batch.
     bar = first["test_value_per_period"] + 1

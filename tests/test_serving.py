@@ -28,18 +28,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    make_bundle(root / "registry" / "v1")
-    Registry(root / "registry").promote("v1")
+def start_server(root: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`valuegate serve` on the champion of root/registry, on a free port, once healthy."""
     port = free_port()
     env = {**tool_env(), "VALUEGATE_TOKEN": TOKEN}
-    log_path = root / "predictions.sqlite"
     cmd = [
         str(Path(sys.executable).parent / "valuegate"), "serve", "--registry",
-        str(root / "registry"), "--model", "champion", "--port", str(port), "--log",
-        str(log_path),
+        str(root / "registry"), "--model", "champion", "--port", str(port), *extra,
     ]  # fmt: skip
     process = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -49,21 +44,39 @@ def server(tmp_path_factory):
     while True:
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
+                return process, base
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise AssertionError(f"server did not start:\n{process.stdout.read()}")
         time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
     try:
-        yield base, log_path, load_bundle(root / "registry" / "v1")
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def served_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("serve")
+    make_bundle(root / "registry" / "v1")
+    Registry(root / "registry").promote("v1")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(served_root):
+    log_path = served_root / "predictions.sqlite"
+    process, base = start_server(served_root, "--log", str(log_path))
+    try:
+        yield base, log_path, load_bundle(served_root / "registry" / "v1")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def records(n: int) -> list[dict]:
@@ -96,6 +109,22 @@ def test_ready_metadata_and_metrics(server):
     text = httpx.get(f"{base}/metrics").text
     assert 'valuegate_requests_total{path="/predict",status="200"}' in text
     assert "valuegate_request_seconds_bucket" in text
+    assert "valuegate_decisions_total" in text
+
+
+def test_metrics_add_up_every_workers_requests(served_root, tmp_path):
+    process, base = start_server(
+        served_root, "--workers", "2", "--log", str(tmp_path / "log.sqlite")
+    )
+    try:
+        body = records(1)[0]
+        for _ in range(30):  # a new connection each time, so both workers answer some
+            with httpx.Client() as client:
+                assert client.post(f"{base}/predict", json=body, headers=AUTH).status_code == 200
+        text = httpx.get(f"{base}/metrics").text
+    finally:
+        stop(process)
+    assert 'valuegate_requests_total{path="/predict",status="200"} 30.0' in text
     assert "valuegate_decisions_total" in text
 
 

@@ -193,11 +193,18 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
     from valuegate.bundle import load_bundle
-    from valuegate.serving.app import ENV_SETTINGS, NoDelayH11Protocol, create_app
+    from valuegate.serving.app import (
+        ENV_SETTINGS,
+        MULTIPROC_ENV,
+        NoDelayH11Protocol,
+        create_app,
+    )
 
     serve = _deploy_config(args.params).serve
     registry = _registry(args)
@@ -220,9 +227,16 @@ def _serve(args: argparse.Namespace) -> None:
     options = {"host": host, "port": port, "http": NoDelayH11Protocol, "log_level": "warning"}
     if workers == 1:
         uvicorn.run(create_app(bundle, settings), **options)
-    else:
-        os.environ[ENV_SETTINGS] = json.dumps(settings)
+        return
+    os.environ[ENV_SETTINGS] = json.dumps(settings)
+    # Each worker is its own process: Prometheus values go to a directory shared by the
+    # workers (fresh per run, removed after), so /metrics counts every worker's requests.
+    metrics_dir = tempfile.mkdtemp(prefix="valuegate-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
         uvicorn.run("valuegate.serving.app:app_from_env", factory=True, workers=workers, **options)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

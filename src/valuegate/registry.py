@@ -97,6 +97,18 @@ class Registry:
             )
         return rows
 
+    def holding(self, model: str, predictions_sha256: str) -> str | None:
+        """The version that already holds this model (same name, same predictions), if any."""
+        for version in self.versions():
+            try:
+                manifest = read_manifest(self.root / version)
+            except ArtifactError:
+                continue
+            held = manifest.get("model", {})
+            if held.get("name") == model and held.get("predictions_sha256") == predictions_sha256:
+                return version
+        return None
+
     # ------------------------------------------------------------------ writing
     def next_version(self) -> str:
         versions = self.versions()

@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from valuegate.bundle import Bundle
 from valuegate.serving.log import PredictionLog
 
+# prometheus_client's multiprocess mode: read when prometheus_client is first imported.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 PROTECTED = ("/predict", "/metadata")
 ENV_SETTINGS = "VALUEGATE_SERVE_SETTINGS"
 
@@ -66,9 +69,14 @@ class PredictResponse(BaseModel):
 
 
 class _Metrics:
+    """Prometheus metrics. With several uvicorn workers (`valuegate serve --workers N`
+    sets PROMETHEUS_MULTIPROC_DIR) each worker writes its values to that directory and
+    `/metrics` adds up every worker's, whichever worker answers the scrape."""
+
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "valuegate_requests", "HTTP requests", ["path", "status"], registry=self.registry
@@ -93,8 +101,22 @@ class _Metrics:
             registry=self.registry,
         )
         self.info = Gauge(
-            "valuegate_model_info", "the served model", ["version"], registry=self.registry
+            "valuegate_model_info",
+            "the served model",
+            ["version"],
+            registry=self.registry,
+            multiprocess_mode="max",
         )
+
+    def exposition(self) -> Any:
+        """The registry to expose: this process's, or every worker's added up."""
+        if self.multiprocess_dir is None:
+            return self.registry
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return merged
 
 
 class Guard:
@@ -281,7 +303,9 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
     async def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(
+            generate_latest(metrics.exposition()), media_type=CONTENT_TYPE_LATEST
+        )
 
     body_type = Record | Annotated[list[Record], Field(min_length=1, max_length=max_records)]
     adapter = TypeAdapter(body_type)

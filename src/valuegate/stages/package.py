@@ -14,7 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from valuegate.artifacts import load_pipeline
-from valuegate.bundle import git_revision, input_schema, save_bundle, validate_chunk
+from valuegate.bundle import (
+    git_revision,
+    input_schema,
+    save_bundle,
+    sha256_file,
+    validate_chunk,
+)
 from valuegate.business import value_model
 from valuegate.config import load_params
 from valuegate.data import target_vector
@@ -26,6 +32,7 @@ from valuegate.serving.batch import score_frame
 from valuegate.stages.common import (
     METRICS,
     MODEL_FILE,
+    PREDICTIONS_FILE,
     REPORTS,
     model_dirs,
     read_predictions,
@@ -81,6 +88,20 @@ def main(argv: list[str]) -> None:
     )
     if incompatible:
         record.update(packaged=False, reason=f"{incompatible}: not packaged")
+    # A model already in the registry is not packaged again: after `valuegate models
+    # promote/rollback` DVC sees the registry changed and reruns this stage, which must not
+    # re-package (and re-promote) the model the user just rolled back from.
+    predictions_sha256 = sha256_file(directory / PREDICTIONS_FILE)
+    held = registry.holding(final, predictions_sha256)
+    if held is not None and record["packaged"]:
+        record.update(
+            packaged=False,
+            already_packaged=held,
+            reason=(
+                f"{final} is already in the registry as {held} (same predictions): not "
+                f"packaged again; the champion stays {champion}"
+            ),
+        )
     record["version"] = None
     if record["packaged"]:
         version = registry.next_version()
@@ -97,6 +118,7 @@ def main(argv: list[str]) -> None:
                 if (directory / "fit.json").is_file()
                 else None,
                 "source": str(directory / MODEL_FILE),
+                "predictions_sha256": predictions_sha256,
             },
             "input": {
                 "fields": fields,
