@@ -14,13 +14,17 @@ One run, same machine, same model, one after the other (never concurrently):
    (SQLite WAL), request model validation, metrics and the numpy encoder, posting one raw
    record (20 named fields) per request;
 5. load comes from a second process: `wrk` (Debian package) with a Lua script posting the
-   body, `--latency` for p50/p99, concurrency `--connections` (default 16) on 2 threads,
-   `--duration` seconds each (default 60) after a 3 s warm-up.
+   body, `--latency` for p50/p99, concurrency `--connections` (default 16) on 2 threads.
+   All three servers start first; after a 3 s warm-up each, the load alternates between
+   them in `--rounds` rounds (default 4) of `--duration / --rounds` seconds per app
+   (default 60 s per app in all), so anything else running on the machine weighs on
+   every app alike.
 
 Every server runs in its own process on one uvicorn worker (`--workers` to change) with
-TCP_NODELAY on. Printed: requests/s, p50, p99, non-2xx + socket errors per app, and the
-ratios valuegate/bare (target: throughput >= 0.8, p99 <= 1.5, zero errors). Results go to
-bench/results/serve.json. Usage: python bench/serve.py [--duration 60] [--connections 16]
+TCP_NODELAY on. Printed per app: requests/s over all its rounds, the median round's p50
+and p99, non-2xx + socket errors, and the ratios valuegate/bare (target: throughput >=
+0.8, p99 <= 1.5, zero errors). Results go to bench/results/serve.json.
+Usage: python bench/serve.py [--duration 60] [--rounds 4] [--connections 16]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,24 +118,48 @@ def parse_wrk(text: str) -> dict:
     return out
 
 
-def load(port: int, body: str, duration: int, connections: int, work: Path, headers=()) -> dict:
-    script = work / "post.lua"
+def write_script(work: Path, name: str, body: str) -> Path:
+    script = work / f"{name}.lua"
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}",
              'wrk.headers["Content-Type"] = "application/json"']  # fmt: skip
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers]
     script.write_text("\n".join(lines) + "\n")
+    return script
+
+
+def load(port: int, script: Path, duration: int, connections: int) -> dict:
     base = ["wrk", "-t2", f"-c{connections}", "-s", str(script), "--latency"]
-    url = f"http://127.0.0.1:{port}/predict"
-    subprocess.run([*base, "-d3s", url], capture_output=True, check=True)  # warm-up
-    result = subprocess.run([*base, f"-d{duration}s", url], capture_output=True, text=True)
+    result = subprocess.run(
+        [*base, f"-d{duration}s", f"http://127.0.0.1:{port}/predict"],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(result.stderr)
     return parse_wrk(result.stdout)
 
 
+def combine(rounds: list[dict]) -> dict:
+    """Rounds of one app -> requests/s over all of them; p50/p99: the median round's."""
+    seconds = sum(r["requests"] / r["rps"] for r in rounds)
+    requests = sum(r["requests"] for r in rounds)
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    return {
+        "rps": requests / seconds,
+        "p50_ms": median("p50_ms"),
+        "p99_ms": median("p99_ms"),
+        "errors": sum(r["errors"] for r in rounds),
+        "requests": requests,
+        "rounds": rounds,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=60)
+    parser.add_argument("--duration", type=int, default=60, help="seconds of load per app")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per app")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
@@ -144,7 +173,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="vg-serve-bench-"))
     registry = work / "registry"
-    # the example's model: the xgboost candidate with its configured parameters
+    # the example's xgboost candidate with its configured parameters
     from valuegate.config import compose_config
 
     params = compose_config(ROOT / "conf", [])["model"]["xgboost"].get("params") or {}
@@ -159,27 +188,40 @@ def main() -> int:
     python = sys.executable
     valuegate = str(Path(python).parent / "valuegate")
     env = {**os.environ, "VALUEGATE_TOKEN": ""}
-    results = {}
-    for name in ("noop", "bare", "valuegate"):
-        port = free_port()
-        if name == "valuegate":
-            cmd = [valuegate, "serve", "--registry", str(registry), "--port", str(port),
-                   "--workers", str(args.workers), "--log", str(work / "log.sqlite")]  # fmt: skip
-            body = json.dumps(record)
-        else:
-            cmd = [python, str(work / "runner.py"), str(work / f"{name}.py"),
-                   str(registry / "v1" / "booster.ubj"), str(port)]  # fmt: skip
-            body = json.dumps(vector)
-        process = subprocess.Popen(
-            cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
+    servers: dict[str, tuple[subprocess.Popen, int, Path]] = {}
+    try:
+        for name in ("noop", "bare", "valuegate"):
+            port = free_port()
+            if name == "valuegate":
+                cmd = [valuegate, "serve", "--registry", str(registry), "--port",
+                       str(port), "--workers", str(args.workers), "--log",
+                       str(work / "log.sqlite")]  # fmt: skip
+                body = json.dumps(record)
+            else:
+                cmd = [python, str(work / "runner.py"), str(work / f"{name}.py"),
+                       str(registry / "v1" / "booster.ubj"), str(port)]  # fmt: skip
+                body = json.dumps(vector)
+            process = subprocess.Popen(
+                cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            servers[name] = (process, port, write_script(work, name, body))
             wait_up(port, process)
-            results[name] = load(port, body, args.duration, args.connections, work)
-        finally:
+        for _process, port, script in servers.values():
+            load(port, script, 3, args.connections)  # warm-up
+        # Rounds alternate between the apps, so load from anything else on the machine
+        # falls on each app alike; an idle server waiting for its turn costs nothing.
+        per_round = max(1, args.duration // args.rounds)
+        rounds: dict[str, list[dict]] = {name: [] for name in servers}
+        for _ in range(args.rounds):
+            for name, (_process, port, script) in servers.items():
+                rounds[name].append(load(port, script, per_round, args.connections))
+    finally:
+        for process, _port, _script in servers.values():
             process.terminate()
             process.wait(timeout=20)
-        r = results[name]
+    results = {}
+    for name in servers:
+        r = results[name] = combine(rounds[name])
         print(
             f"{name:<10} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
             f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  ({r['requests']} requests)"
