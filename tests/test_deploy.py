@@ -256,3 +256,31 @@ def test_deploy_config_is_strict(compose):
         compose("+deploy.serve.max_requst_bytes=10")
     with pytest.raises(ConfigError, match=r"deploy\.batch\.on_error"):
         compose("deploy.batch.on_error=ignore")
+
+
+CRASHING_WRITER = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+import valuegate.bundle as bundle
+from tests.deploy_helpers import make_bundle
+
+def crash(directory, manifest):  # the process dies after the files, before the manifest
+    os._exit(9)
+
+bundle._write_manifest = crash
+make_bundle(__import__("pathlib").Path(sys.argv[1]))
+"""
+
+
+def test_a_crash_while_writing_leaves_no_bundle_that_looks_complete(tmp_path):
+    target = tmp_path / "reg" / "v1"
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_WRITER, str(target), str(Path(__file__).parents[1])],
+        capture_output=True,
+        text=True,
+    )
+    assert crashed.returncode == 9, crashed.stderr
+    assert not target.exists()
+    leftovers = [p.name for p in (tmp_path / "reg").iterdir()]
+    assert leftovers and all(name.startswith(".v1.") for name in leftovers)  # the temp dir
+    assert Registry(tmp_path / "reg").versions() == []

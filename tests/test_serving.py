@@ -227,3 +227,39 @@ def test_openapi_fuzzing_finds_no_server_error(server):
     assert not failures, failures[:3]
     # the fuzzing reached the model: some generated records were scored, some refused
     assert ("/predict", 200) in statuses and ("/predict", 422) in statuses
+
+
+LOG_WRITER = """
+import sys
+from valuegate.serving.log import PredictionLog
+
+log = PredictionLog(sys.argv[1])
+n = 0
+while True:
+    log.append(f"r{n}", "v1", [({"x": n}, 0.5, True, 1.0), ({"x": n}, 0.4, False, 2.0)])
+    n += 1
+    print(n, flush=True)
+"""
+
+
+def test_a_killed_writer_loses_at_most_the_request_in_flight(tmp_path):
+    import signal
+    import sqlite3
+
+    path = tmp_path / "log.sqlite"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", LOG_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    committed = 0
+    while committed < 200:
+        committed = int(writer.stdout.readline())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    rows = read_log(path)
+    requests = {r["request_id"] for r in rows}
+    # every request acknowledged before the kill is there, whole (both of its rows)
+    assert {f"r{i}" for i in range(committed)} <= requests
+    # and what is there is whole requests, in order: the one in flight is all or nothing
+    assert requests == {f"r{i}" for i in range(len(requests))}
+    assert len(rows) == 2 * len(requests)
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
