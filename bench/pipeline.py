@@ -11,7 +11,8 @@ For each dataset this script
    every baseline and candidate in params.yaml, scores valid and test, runs the gate (and
    tuning when the gate allows it) and the final evaluation, without DVC, without a process
    per stage and without writing models (see `plain`);
-4. runs `dvc repro --force` in the copy;
+4. runs `dvc repro --force evaluate` in the copy (the graph up to the final evaluation;
+   `package` and `score`, the deploy stages after it, are not part of the comparison);
 5. prints wall-clock seconds, the ratio pipeline/plain and peak memory, and writes them
    to bench/results/pipeline-<dataset>.json.
 
@@ -61,10 +62,22 @@ MEMORY_TARGET_MB = 4096.0
 
 # Never copied into the project copy (outputs, the venv, this benchmark's results). A
 # `.gitignore` below them is still copied: it is configuration, not output.
-SKIP_PREFIXES = (".venv/", "data/prepared/", "models/", "metrics/", "plots/", "bench/results/")
+SKIP_PREFIXES = (
+    ".venv/",
+    "data/prepared/",
+    "data/assessed/",
+    "models/",
+    "metrics/",
+    "plots/",
+    "bench/results/",
+)
 
 # The dvc.yaml stages whose work `plain` does (see plain()).
-MIRRORED_STAGES = ("prepare", "baseline", "train", "gate", "tune", "evaluate")
+MIRRORED_STAGES = ("prepare", "assess", "baseline", "train", "gate", "tune", "evaluate")
+# The stage `dvc repro --force` is pointed at: it and everything upstream of it are timed.
+TARGET_STAGE = "evaluate"
+# Downstream of the target (issue 5's deploy stages): not run, not compared.
+NOT_TIMED_STAGES = ("package", "score")
 
 HOOK_ENV = "VALUEGATE_BENCH_PROCLOG"
 HOOK_SOURCE = '''\
@@ -347,20 +360,23 @@ def generate_synthetic(path: Path, rows: int, features: int, seed: int) -> dict[
 
 
 def plain(project: Path, out: Path) -> None:
-    """The plain baseline, in this process: the pipeline's work (prepare, baselines and
-    candidates, gate, tune, evaluate: the same core calls as src/valuegate/stages/*.py)
+    """The plain baseline, in this process: the pipeline's work (prepare, assess, baselines
+    and candidates, gate, tune, evaluate: the same core calls as src/valuegate/stages/*.py)
     without DVC, without a process per stage, without Parquet round trips and without
     writing models. Tuning, when the gate allows it, runs here in-process (tune.n_jobs
     extra worker processes are not started; n_trials is a cap across workers anyway), with
     a fresh Optuna journal beside `out`, outside the project."""
     os.chdir(project)
     import valuegate
+    from valuegate.assess.assessment import assess
+    from valuegate.assess.report import render_html
     from valuegate.business import value_model
     from valuegate.config import load_params
     from valuegate.data import file_sha256, load_raw, prepare, target_vector
     from valuegate.evaluation import evaluate_models, test_report
     from valuegate.gate import decide, gate_candidates, paired_bootstrap_uplift
     from valuegate.report import summary_table
+    from valuegate.stages.assess import assess_data
     from valuegate.training import fit_model
     from valuegate.tuning import tune_candidate, tuned_spec
 
@@ -369,6 +385,14 @@ def plain(project: Path, out: Path) -> None:
     raw = load_raw(config.data)
     splits, schema = prepare(raw, config.data, config.seed, file_sha256(Path(config.data.path)))
     del raw
+
+    # assess: every check and the HTML report, as the stage computes them (not written)
+    assessment = assess(assess_data(splits, schema, config), config.assess, config.seed)
+    render_html(assessment, f"Data assessment: {config.data.name}", "conf/assess")
+    if assessment.blocked:
+        raise SystemExit("plain: the assessment blocks; the pipeline would stop here too")
+    if assessment.dropped_columns or any(len(r) for r in assessment.dropped_rows.values()):
+        raise SystemExit("plain: assess.remedies are not mirrored here; turn them off")
     valid, test = splits["valid"], splits["test"]
     y_valid, y_test = target_vector(valid, config.data), target_vector(test, config.data)
     amount = {
@@ -498,6 +522,7 @@ def pipeline_stages(project: Path) -> tuple[list[str], list[str]]:
     import yaml  # small; this process stays free of numpy and pandas
 
     stages = list((yaml.safe_load((project / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    stages = [s for s in stages if s not in NOT_TIMED_STAGES]
     return stages, [s for s in stages if s not in MIRRORED_STAGES]
 
 
@@ -593,7 +618,7 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         (project / "tuning" / "optuna.journal").unlink(missing_ok=True)
         pipe_runs.append(
             run_measured(
-                ["dvc", "repro", "--force"],
+                ["dvc", "repro", "--force", TARGET_STAGE],
                 project,
                 bench_env(project, hook_dir, pipe_logs[-1]),
                 root / f"pipeline-{rep}",

@@ -303,6 +303,113 @@ class DeployConfig(Strict):
         return value
 
 
+# ------------------------------------------------------------------------ assess
+
+
+class AcceptEntry(Strict):
+    """A finding the user has looked at and acknowledges, so it no longer blocks."""
+
+    id: str = Field(description="a finding id, e.g. 'target_leakage:checking_status'")
+    reason: str = Field(min_length=3, description="why the finding is fine here")
+
+    @field_validator("id")
+    @classmethod
+    def _known_finding(cls, value: str) -> str:
+        from valuegate.assess.findings import check_finding_id
+
+        return check_finding_id(value)
+
+
+class MissingThresholds(Strict):
+    column_warn: float = Field(0.3, ge=0, le=1, description="share of a column's rows")
+    row_warn: float = Field(0.05, ge=0, le=1, description="share of rows missing half")
+
+
+class QualityThresholds(Strict):
+    near_constant: float = Field(0.99, gt=0.5, le=1, description="share of the top value")
+    id_like: float = Field(0.95, gt=0.5, le=1, description="distinct values per row")
+    max_categories: int = Field(100, ge=2, description="levels of a categorical")
+
+
+class DuplicateThresholds(Strict):
+    within_split_warn: float = Field(0.01, ge=0, le=1, description="share of a split")
+    cross_split_block: float = Field(0.01, ge=0, le=1, description="share of valid+test")
+
+
+class LeakageThresholds(Strict):
+    auc_warn: float = Field(0.85, gt=0.5, le=1)
+    auc_block: float = Field(0.95, gt=0.5, le=1)
+    r2_warn: float = Field(0.7, gt=0, le=1)
+    r2_block: float = Field(0.9, gt=0, le=1)
+    post_outcome_columns: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _warn_below_block(self) -> LeakageThresholds:
+        for metric in ("auc", "r2"):
+            warn, block = getattr(self, f"{metric}_warn"), getattr(self, f"{metric}_block")
+            if warn > block:
+                raise ValueError(
+                    f"{metric}_warn ({warn:g}) must not exceed {metric}_block ({block:g})"
+                )
+        return self
+
+
+class LabelNoiseThresholds(Strict):
+    warn_share: float = Field(0.25, gt=0, le=1, description="share of sampled rows flagged")
+
+
+class BalanceThresholds(Strict):
+    minority_warn: float = Field(0.1, gt=0, le=0.5)
+    min_positives_warn: int = Field(50, ge=1)
+    min_positives_block: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _block_below_warn(self) -> BalanceThresholds:
+        if self.min_positives_block > self.min_positives_warn:
+            raise ValueError(
+                f"min_positives_block ({self.min_positives_block}) must not exceed "
+                f"min_positives_warn ({self.min_positives_warn})"
+            )
+        return self
+
+
+class ShiftThresholds(Strict):
+    alpha: float = Field(0.01, gt=0, lt=1, description="per-feature test level")
+    effect_warn: float = Field(0.1, gt=0, le=1, description="KS statistic or Cramér's V")
+    adversarial_auc_warn: float = Field(0.6, gt=0.5, le=1)
+
+
+class TimelineThresholds(Strict):
+    gap_factor: float = Field(20.0, gt=1, description="largest gap / median gap")
+
+
+class Remedies(Strict):
+    """Opt-in changes to the prepared data; each is recorded in the assessment."""
+
+    drop_leaky_columns: bool = False
+    drop_id_like_columns: bool = False
+    drop_duplicates: bool = False
+    drop_noisy_labels: bool = False
+
+
+class AssessConfig(Strict):
+    """The data-centric assessment between prepare and the models (see docs/assess.md)."""
+
+    block_on: list[Literal["warn", "block"]] = Field(default_factory=lambda: ["block"])
+    accept: list[AcceptEntry] = Field(default_factory=list)
+    sample_rows: int = Field(50_000, ge=1000, description="rows for sampled statistics")
+    n_folds: int = Field(5, ge=2, le=10)
+    missing: MissingThresholds = Field(default_factory=MissingThresholds)
+    quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    duplicates: DuplicateThresholds = Field(default_factory=DuplicateThresholds)
+    leakage: LeakageThresholds = Field(default_factory=LeakageThresholds)
+    label_noise: LabelNoiseThresholds = Field(default_factory=LabelNoiseThresholds)
+    balance: BalanceThresholds = Field(default_factory=BalanceThresholds)
+    shift: ShiftThresholds = Field(default_factory=ShiftThresholds)
+    timeline: TimelineThresholds = Field(default_factory=TimelineThresholds)
+    remedies: Remedies = Field(default_factory=Remedies)
+
+
 class Meta(Strict):
     conf_fingerprint: str
 
@@ -322,6 +429,7 @@ class Config(Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    assess: AssessConfig = Field(default_factory=AssessConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

@@ -20,8 +20,11 @@ from valuegate.io import atomic_write_json, write_with
 if TYPE_CHECKING:  # training imports every estimator; stages that only read skip it
     from valuegate.training import FittedModel
 
-PREPARED = Path("data/prepared")
-SCHEMA_FILE = PREPARED / "schema.json"
+PREPARED = Path("data/prepared")  # what `prepare` writes and `assess` reads
+# What the models read: the prepared splits once `assess` let them through (with any
+# opt-in remedies applied). Blocked data never gets here, so nothing downstream runs.
+ASSESSED = Path("data/assessed")
+SCHEMA_FILE = ASSESSED / "schema.json"
 BASELINES = Path("models/baselines")
 CANDIDATES = Path("models/candidates")
 METRICS = Path("metrics")
@@ -43,12 +46,12 @@ def run_stage(main: Callable[[list[str]], None], argv: list[str] | None = None) 
     return 0
 
 
-def read_schema(prepared: Path = PREPARED) -> Schema:
+def read_schema(prepared: Path = ASSESSED) -> Schema:
     return Schema.from_dict(json.loads((prepared / "schema.json").read_text()))
 
 
 def read_splits(
-    prepared: Path = PREPARED, names=SPLITS, columns: list[str] | None = None
+    prepared: Path = ASSESSED, names=SPLITS, columns: list[str] | None = None
 ) -> dict[str, pd.DataFrame]:
     """The named splits; only `columns` when given (stages that value predictions need
     the target and amount, not the features)."""

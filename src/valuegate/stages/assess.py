@@ -1,0 +1,147 @@
+"""Stage `assess`: check the prepared data for what will hurt the models, write the
+report, and let the data through to the models only when nothing blocks.
+
+Reads data/prepared; writes reports/assessment.html (self-contained), the full record
+reports/assessment.json, the DVC metrics metrics/assess.json and, unless a blocking
+finding is neither accepted nor remedied, data/assessed (what every model stage reads).
+Without remedies data/assessed holds hard links to the prepared files (no copy of the
+data); with remedies, the rewritten splits and schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from valuegate.assess.assessment import Assessment, assess
+from valuegate.assess.findings import AssessmentBlockedError, blocked_message
+from valuegate.assess.inputs import AssessData
+from valuegate.assess.remedies import remedied_splits
+from valuegate.config import load_params
+from valuegate.config.schema import Config
+from valuegate.data import SPLITS, Schema, target_vector
+from valuegate.errors import DataError
+from valuegate.io import atomic_dir, atomic_write_json, atomic_write_text
+from valuegate.stages.common import (
+    ASSESSED,
+    METRICS,
+    PREPARED,
+    REPORTS,
+    read_schema,
+    read_splits,
+    run_stage,
+)
+
+METRICS_FILE = METRICS / "assess.json"
+RECORD_FILE = REPORTS / "assessment.json"
+REPORT_FILE = REPORTS / "assessment.html"
+ACCEPT_FILE = "conf/assess/default.yaml (or the assess config you select)"
+
+
+def assess_data(splits, schema: Schema, config: Config) -> AssessData:
+    return AssessData(
+        splits=splits,
+        task=schema.task,
+        target=schema.target,
+        positive_label=schema.positive_label,
+        numeric=list(schema.numeric),
+        categorical=list(schema.categorical),
+        id_column=schema.id_column,
+        time_column=config.data.time_column,
+        amount_column=schema.amount_column,
+        split_method=config.data.split.method,
+    )
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link costs no space or time; copy where links are not possible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def remedied_schema(schema: Schema, splits, config: Config, dropped: list[str]) -> Schema:
+    positives = None
+    if schema.task == "binary":
+        positives = {s: int(target_vector(f, config.data).sum()) for s, f in splits.items()}
+        for split, count in positives.items():
+            if count in (0, len(splits[split])):
+                raise DataError(
+                    f"assess.remedies: after the remedies the {split} split holds one class "
+                    f"of {schema.target!r}; turn the row remedies off."
+                )
+    categorical = [c for c in schema.categorical if c not in dropped]
+    return dataclasses.replace(
+        schema,
+        numeric=[c for c in schema.numeric if c not in dropped],
+        categorical=categorical,
+        categories={c: sorted(splits["train"][c].dropna().unique().tolist()) for c in categorical},
+        rows={s: len(f) for s, f in splits.items()},
+        positives=positives,
+    )
+
+
+def write_assessed(assessment: Assessment, splits, schema: Schema, config: Config) -> None:
+    with atomic_dir(ASSESSED) as tmp:
+        if not assessment.dropped_columns and not any(
+            len(r) for r in assessment.dropped_rows.values()
+        ):
+            for name in (*(f"{s}.parquet" for s in SPLITS), "schema.json"):
+                link_or_copy(PREPARED / name, tmp / name)
+            return
+        kept = remedied_splits(splits, assessment.dropped_columns, assessment.dropped_rows)
+        for name, frame in kept.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        schema = remedied_schema(schema, kept, config, assessment.dropped_columns)
+        atomic_write_json(tmp / "schema.json", schema.to_dict())
+
+
+def summary(assessment: Assessment) -> str:
+    counts = assessment.counts()
+    line = (
+        f"assess: {counts['block']} block, {counts['warn']} warn, {counts['info']} info "
+        f"({counts['accepted']} accepted, {counts['remedied']} remedied); report: {REPORT_FILE}"
+    )
+    if assessment.remedies:
+        line += "\nassess: remedies: " + "; ".join(
+            f"{r['finding']} ({r['remedy']})" for r in assessment.remedies
+        )
+    return line
+
+
+def main(argv: list[str]) -> None:
+    config = load_params()
+    schema = read_schema(PREPARED)
+    splits = read_splits(PREPARED)
+    assessment = assess(assess_data(splits, schema, config), config.assess, config.seed)
+
+    from valuegate.assess.report import render_html
+
+    # The report and metrics are written even when the run is blocked: they say why.
+    atomic_write_text(
+        REPORT_FILE, render_html(assessment, f"Data assessment: {config.data.name}", ACCEPT_FILE)
+    )
+    atomic_write_json(RECORD_FILE, assessment.record())
+    atomic_write_json(METRICS_FILE, assessment.metrics())
+    for accept_id in assessment.unused_accepts:
+        print(
+            f"assess: warning: assess.accept names {accept_id!r}, which matched no finding "
+            "this run (remove it if the problem is gone)",
+            file=sys.stderr,
+        )
+    print(summary(assessment))
+    if assessment.blocked:
+        # Stale assessed data from an earlier run must not feed the models either.
+        shutil.rmtree(ASSESSED, ignore_errors=True)
+        raise AssessmentBlockedError(
+            blocked_message(assessment.blocking, ACCEPT_FILE, str(REPORT_FILE))
+        )
+    write_assessed(assessment, splits, schema, config)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))
