@@ -612,7 +612,7 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
             )
         )
         quiet(name)
-        print(f"[{name}] pipeline: dvc repro --force{tag} ...", flush=True)
+        print(f"[{name}] pipeline: dvc repro --force {TARGET_STAGE}{tag} ...", flush=True)
         # The study journal persists across `dvc repro` (persist: true); a rerun would
         # resume a finished study and run no trials, so every run starts without one.
         (project / "tuning" / "optuna.journal").unlink(missing_ok=True)
@@ -754,7 +754,8 @@ def report(r: dict[str, Any]) -> str:
         f"models: {', '.join(r['models'])}",
         f"stages: {', '.join(r['stages'])}; tuned: {', '.join(r['tuned']) or 'none (gate)'}; "
         f"final model: {r['final_model']}",
-        f"pipeline (dvc repro --force): {r['pipeline_seconds']:9.2f} s{runs('pipeline')}",
+        f"pipeline (dvc repro --force {TARGET_STAGE}):"
+        f" {r['pipeline_seconds']:9.2f} s{runs('pipeline')}",
         f"plain (one process):          {r['plain_seconds']:9.2f} s{runs('plain')}",
         f"ratio pipeline/plain:         {r['ratio']:9.2f}   target <= {RATIO_TARGET}: {ratio_note}",
         f"peak RSS, largest stage:      {r['pipeline_peak_stage_rss_mb']:9.1f} MB "
