@@ -141,6 +141,42 @@ def test_post_outcome_column_blocks_and_a_missing_one_names_the_column():
         )
 
 
+def test_a_post_outcome_column_already_dropped_is_noted_not_an_error():
+    # Following the block's advice (data.features.drop) removes the column from the data.
+    result = assess(
+        data_of(split3(frame(900, 3))),
+        AssessConfig(n_folds=3, leakage={"post_outcome_columns": ["settled_on"]}),
+        seed=0,
+    )
+    assert ids(result)["post_outcome:settled_on"] == "info"
+    assert not result.blocked
+
+
+def test_a_declared_column_missing_from_a_split_blocks_and_stops_the_other_checks():
+    splits = split3(frame(900, 3))
+    splits["test"] = splits["test"].drop(columns=["city"])
+    result = assess(data_of(splits), FAST, seed=0)
+    assert [f.id for f in result.blocking] == ["missing_column:city"]
+    assert set(result.seconds) == {"schema"}
+    html = render_html(result, "t", "conf/assess/default.yaml")
+    fine = html.split("<b>Fine:</b>")[1].split("</div>")[0]
+    assert "none of the checks" in fine  # nothing else ran, so nothing else is "fine"
+
+
+def test_an_accepted_finding_is_not_remedied():
+    df = frame(1500, 1)
+    df["settled_late"] = (df["y"] == "bad") * 1.0
+    config = AssessConfig(
+        n_folds=3,
+        remedies={"drop_leaky_columns": True},
+        accept=[{"id": "target_leakage:settled_late", "reason": "known at decision time"}],
+    )
+    result = assess(data_of(split3(df)), config, seed=0)
+    assert result.dropped_columns == []
+    finding = next(f for f in result.findings if f.id == "target_leakage:settled_late")
+    assert finding.status == "accepted" and "known at decision time" in finding.note
+
+
 def test_planted_duplicates_and_cross_split_duplicates_are_counted_exactly():
     splits = split3(frame(1500, 4))
     train = splits["train"]
@@ -247,6 +283,10 @@ def test_regression_uses_r2_and_skips_label_noise_with_a_reason():
     assert found["label_noise:skipped"] == "info"
     assert found["class_balance:skipped"] == "info"
     assert result.figures["max_single_feature_r2"] > 0.9
+    html = render_html(result, "t", "conf/assess/default.yaml")
+    fine = html.split("<b>Fine:</b>")[1].split("</div>")[0]
+    not_checked = html.split("<b>Not checked:</b>")[1].split("</div>")[0]
+    assert "Label noise" not in fine and "Label noise" in not_checked
 
 
 def test_random_split_over_a_time_column_leaks_the_future():

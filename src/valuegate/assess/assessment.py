@@ -104,10 +104,13 @@ def assess(data: AssessData, config: AssessConfig, seed: int = 0) -> Assessment:
         start = time.perf_counter()
         total.add(step())
         seconds[name] = round(time.perf_counter() - start, 3)
-    columns, rows, done = plan_remedies(
-        total.findings, total.remedy_rows, config.remedies, data.features
-    )
+        if name == "schema" and any(f.kind == "missing_column" for f in total.findings):
+            # The other checks read every declared column; the block already says what to do.
+            break
+    # Accepts first: a finding the user accepted (with a reason) is not remedied behind
+    # their back.
     findings, unused = apply_accepts(total.findings, [(a.id, a.reason) for a in config.accept])
+    columns, rows, done = plan_remedies(findings, total.remedy_rows, config.remedies, data.features)
     findings.sort(key=lambda f: (f.status != "open", SEVERITY_ORDER[f.severity]))
     figures = {
         "rows": {s: len(f) for s, f in data.splits.items()},

@@ -17,7 +17,10 @@ ORDER = ("train", "valid", "test")
 
 
 def row_hashes(data: AssessData, with_target: bool = True) -> dict[str, np.ndarray]:
-    columns = [*data.features, data.target] if with_target else data.features
+    # The amount is part of a row: two loans alike but for their size are not repeats
+    # (dropping one would change the value estimates).
+    amount = [data.amount_column] if data.amount_column else []
+    columns = [*data.features, *amount, *([data.target] if with_target else [])]
     return {
         split: pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
         for split, frame in data.splits.items()

@@ -81,10 +81,24 @@ def check_leakage(data: AssessData, config: AssessConfig, rng: np.random.Generat
     for i, column in enumerate(cfg.post_outcome_columns):
         if column not in train.columns:
             hint = nearest(column, train.columns)
-            raise DataError(
-                f"assess.leakage.post_outcome_columns[{i}]: column {column!r} is not in the "
-                "prepared data" + (f" (did you mean {hint!r}?)" if hint else "") + "."
+            if hint:  # a typo: the column meant is still a feature and may leak
+                raise DataError(
+                    f"assess.leakage.post_outcome_columns[{i}]: column {column!r} is not in "
+                    f"the prepared data (did you mean {hint!r}?)."
+                )
+            # Dropped already (data.features.drop, as the block's action advises): fine.
+            result.findings.append(
+                Finding(
+                    id=f"post_outcome:{column}",
+                    severity="info",
+                    title=f"{column!r} is declared as recorded after the outcome and is not in "
+                    "the prepared data (dropped, e.g. by data.features.drop): it cannot leak.",
+                    action="nothing; if the name is misspelt, correct it in "
+                    "assess.leakage.post_outcome_columns",
+                    evidence={"column": column, "in_data": False},
+                )
             )
+            continue
         result.findings.append(
             Finding(
                 id=f"post_outcome:{column}",

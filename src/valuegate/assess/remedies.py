@@ -40,6 +40,8 @@ def plan_remedies(
         finding.status, finding.note = "remedied", f"{remedy}: dropped {count:,} rows"
 
     for finding in findings:
+        if finding.status != "open":  # accepted: the user keeps it as it is
+            continue
         kind = finding.kind
         if remedies.drop_leaky_columns and (
             (kind == "target_leakage" and finding.severity == "block")

@@ -195,7 +195,12 @@ def render_html(assessment: Assessment, title: str, accept_file: str) -> str:
     ]
     noted = [f for f in assessment.findings if f not in blockers and f not in look]
     troubled = {f.check for f in blockers + look}
-    clean = [CHECK_NAMES[c] for c in CHECK_NAMES if c not in troubled]
+    # "Fine" only for checks that ran, found nothing to look at and were not skipped (a
+    # regression task has no label noise check; a missing column stops the rest).
+    skipped = {f.check for f in assessment.findings if f.id.endswith(":skipped")}
+    not_run = [c for c in CHECK_NAMES if c not in assessment.seconds or c in skipped]
+    clean = [CHECK_NAMES[c] for c in CHECK_NAMES if c not in troubled and c not in not_run]
+    handled = [f for f in assessment.findings if f.status in ("accepted", "remedied")]
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>",
         f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>",
@@ -238,6 +243,20 @@ def render_html(assessment: Assessment, title: str, accept_file: str) -> str:
         )
         + "</div>"
     )
+    if handled:
+        parts.append(
+            "<div class='box'><b>Accepted or remedied ("
+            + str(len(handled))
+            + "):</b><ul>"
+            + "".join(f"<li><code>{_e(f.id)}</code>: {_e(f.note or '')}</li>" for f in handled)
+            + "</ul></div>"
+        )
+    if not_run:
+        parts.append(
+            "<div class='box'><b>Not checked:</b> "
+            + _e("; ".join(CHECK_NAMES[c] for c in not_run))
+            + " (see the findings below for why).</div>"
+        )
     parts.append(_key_figures(assessment))
     if assessment.remedies:
         parts.append(

@@ -9,6 +9,7 @@ from pandas.api import types as ptypes
 from valuegate.assess.findings import CheckResult, Finding
 from valuegate.assess.inputs import AssessData
 
+TEXT_DTYPES = {"object", "str", "string"}
 MAX_LEVELS_PARSED = 10_000  # mixed types are judged on the distinct values, at most this many
 
 
@@ -62,7 +63,9 @@ def check_schema(data: AssessData) -> CheckResult:
                     )
                 )
                 continue
-        if len(set(dtypes.values())) > 1:
+        # pandas 3 reads an all-empty text column back as object, a filled one as str:
+        # the same text column either way.
+        if len({"text" if d in TEXT_DTYPES else d for d in dtypes.values()}) > 1:
             result.findings.append(
                 Finding(
                     id=f"dtype:{column}",

@@ -28,7 +28,7 @@ def categorical_shift(a: pd.Series, b: pd.Series) -> tuple[float, float]:
     """(Cramér's V, p-value) of the split-by-level table; missing is a level."""
     table = pd.crosstab(
         np.r_[np.zeros(len(a), int), np.ones(len(b), int)],
-        pd.concat([a, b], ignore_index=True).fillna("<missing>").to_numpy(),
+        pd.concat([a, b], ignore_index=True).astype(object).fillna("<missing>").to_numpy(),
     )
     if table.shape[1] < 2:
         return 0.0, 1.0

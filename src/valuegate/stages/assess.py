@@ -4,8 +4,9 @@ report, and let the data through to the models only when nothing blocks.
 Reads data/prepared; writes reports/assessment.html (self-contained), the full record
 reports/assessment.json, the DVC metrics metrics/assess.json and, unless a blocking
 finding is neither accepted nor remedied, data/assessed (what every model stage reads).
-Without remedies data/assessed holds hard links to the prepared files (no copy of the
-data); with remedies, the rewritten splits and schema.
+Without remedies data/assessed holds hard links to the prepared files (the stage writes
+no second copy; DVC's cache may check them out as copies later); with remedies, the
+rewritten splits and schema.
 """
 
 from __future__ import annotations
@@ -85,18 +86,24 @@ def remedied_schema(schema: Schema, splits, config: Config, dropped: list[str]) 
     )
 
 
-def write_assessed(assessment: Assessment, splits, schema: Schema, config: Config) -> None:
+def assessed_data(assessment: Assessment, splits, schema: Schema, config: Config):
+    """(splits, schema) the models will read, or None when no remedy changes the data.
+    Raises DataError (before anything is written) when the remedies leave a split unusable."""
+    if not assessment.dropped_columns and not any(len(r) for r in assessment.dropped_rows.values()):
+        return None
+    kept = remedied_splits(splits, assessment.dropped_columns, assessment.dropped_rows)
+    return kept, remedied_schema(schema, kept, config, assessment.dropped_columns)
+
+
+def write_assessed(remedied) -> None:
     with atomic_dir(ASSESSED) as tmp:
-        if not assessment.dropped_columns and not any(
-            len(r) for r in assessment.dropped_rows.values()
-        ):
+        if remedied is None:
             for name in (*(f"{s}.parquet" for s in SPLITS), "schema.json"):
                 link_or_copy(PREPARED / name, tmp / name)
             return
-        kept = remedied_splits(splits, assessment.dropped_columns, assessment.dropped_rows)
+        kept, schema = remedied
         for name, frame in kept.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
-        schema = remedied_schema(schema, kept, config, assessment.dropped_columns)
         atomic_write_json(tmp / "schema.json", schema.to_dict())
 
 
@@ -121,6 +128,10 @@ def main(argv: list[str]) -> None:
 
     from valuegate.assess.report import render_html
 
+    # Remedies that would leave a split with one class fail here, before the report
+    # could say that nothing blocks.
+    remedied = None if assessment.blocked else assessed_data(assessment, splits, schema, config)
+
     # The report and metrics are written even when the run is blocked: they say why.
     atomic_write_text(
         REPORT_FILE, render_html(assessment, f"Data assessment: {config.data.name}", ACCEPT_FILE)
@@ -140,7 +151,7 @@ def main(argv: list[str]) -> None:
         raise AssessmentBlockedError(
             blocked_message(assessment.blocking, ACCEPT_FILE, str(REPORT_FILE))
         )
-    write_assessed(assessment, splits, schema, config)
+    write_assessed(remedied)
 
 
 if __name__ == "__main__":
