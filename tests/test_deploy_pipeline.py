@@ -38,13 +38,15 @@ def test_pipeline_gates_packages_and_scores(tmp_path):
     scored = pd.read_parquet(project / "reports" / "scored.parquet")
     assert len(scored) == 1000 and scored["score"].between(0, 1).all()
 
-    # The registry is a persistent output: a rerun of the package stage keeps v1, and the
-    # same model does not beat itself, so it is not packaged again.
+    # The registry is a persistent output: a rerun of the package stage keeps v1; the same
+    # model does not beat itself and is recognised as the champion, so it is not packaged
+    # again.
     run(["dvc", "repro", "-f", "-s", "package"], project)
     again = deploy_record(project)
-    assert not again["packaged"] and "does not beat champion v1" in again["reason"]
+    assert not again["packaged"] and again["already_packaged"] == "v1"
+    assert "already in the registry as v1 (same predictions; the champion)" in again["reason"]
     assert again["versus_champion"]["observed_uplift"] == 0
-    assert sorted(p.name for p in (registry).glob("v*")) == ["v1"]
+    assert sorted(p.name for p in registry.glob("v*")) == ["v1"]
 
     # The registry changes outside DVC (promote/rollback): `dvc repro` reruns the package
     # stage, which must not package a model the registry already holds, and rescores.

@@ -98,7 +98,11 @@ def main(argv: list[str]) -> None:
         for kind, per_model in plots.items():
             (tmp / kind).mkdir()
             for name, columns in per_model.items():
-                pd.DataFrame(columns).to_csv(tmp / kind / f"{name}.csv", index=False)
+                # 10 significant digits, like the JSON: threaded predictions (random
+                # forest) differ in the last bit from run to run.
+                pd.DataFrame(columns).to_csv(
+                    tmp / kind / f"{name}.csv", index=False, float_format="%.10g"
+                )
     print(summary_table(summary))
 
 

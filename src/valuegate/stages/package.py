@@ -93,13 +93,14 @@ def main(argv: list[str]) -> None:
     # re-package (and re-promote) the model the user just rolled back from.
     predictions_sha256 = sha256_file(directory / PREDICTIONS_FILE)
     held = registry.holding(final, predictions_sha256)
-    if held is not None and record["packaged"]:
+    if held is not None and record["good_enough_met"]:
+        what = "the champion" if held == champion else f"the champion stays {champion}"
         record.update(
             packaged=False,
             already_packaged=held,
             reason=(
-                f"{final} is already in the registry as {held} (same predictions): not "
-                f"packaged again; the champion stays {champion}"
+                f"{final} is already in the registry as {held} (same predictions; {what}): "
+                "not packaged again"
             ),
         )
     record["version"] = None
