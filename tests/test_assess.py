@@ -227,8 +227,17 @@ def test_flipped_labels_are_ranked_among_the_most_suspicious_rows():
     confident = np.argsort(-np.abs(train["x1"].to_numpy()))[:300]
     flipped = np.random.default_rng(0).choice(confident, size=25, replace=False)
     train.loc[flipped, "y"] = np.where(train.loc[flipped, "y"] == "bad", "good", "bad")
-    result = assess(data_of(splits), FAST, seed=0)
+    # x1 alone nearly decides the label, so it is flagged as a leak; a leak the user has not
+    # accepted is left out of the label-noise model (it would explain wrong labels too).
+    blocked = assess(data_of(splits), FAST, seed=0)
+    assert "target_leakage:x1" in {f.id for f in blocked.blocking}
+    assert next(f for f in blocked.findings if f.id == "label_noise:suspected").evidence[
+        "left_out_as_leaks"
+    ] == ["x1"]
+    accepted = AssessConfig(n_folds=3, accept=[{"id": "target_leakage:x1", "reason": "legit"}])
+    result = assess(data_of(splits), accepted, seed=0)
     finding = next(f for f in result.findings if f.id == "label_noise:suspected")
+    assert finding.evidence["left_out_as_leaks"] == []
     top = finding.example_rows["train"]  # the 20 most suspicious, lowest self-confidence first
     assert len(set(top) & set(flipped.tolist())) >= 15
     flagged = np.flatnonzero(result.charts["label_noise"]["flagged"])  # sample = all rows
@@ -478,3 +487,19 @@ def test_dvc_repro_stops_on_a_blocking_finding_until_it_is_accepted(tmp_path: Pa
     assert (
         json.loads((project / "metrics" / "assess.json").read_text())["findings"]["accepted"] == 1
     )
+
+
+def test_the_planted_faults_example_finds_every_fault(tmp_path):
+    """docs/examples/planted_faults.py: the example with a leak, cross-split copies,
+    flipped labels and a shifted feature; its exit code says whether each was found."""
+    import importlib.util
+
+    path = ROOT / "docs" / "examples" / "planted_faults.py"
+    spec = importlib.util.spec_from_file_location("planted_faults", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "planted.html"
+    assert module.main(["--out", str(out)]) == 0
+    html = out.read_text()
+    assert "target_leakage:repaid_late" in html and "duplicates:cross_split" in html
+    assert "Blocks the run" in html

@@ -12,7 +12,14 @@ import numpy as np
 
 from valuegate.assess.balance import check_balance
 from valuegate.assess.duplicates import check_duplicates
-from valuegate.assess.findings import SEVERITIES, CheckResult, Finding, apply_accepts, blocking
+from valuegate.assess.findings import (
+    SEVERITIES,
+    CheckResult,
+    Finding,
+    accept_matches,
+    apply_accepts,
+    blocking,
+)
 from valuegate.assess.inputs import AssessData
 from valuegate.assess.label_noise import check_label_noise
 from valuegate.assess.leakage import check_leakage
@@ -93,12 +100,23 @@ def assess(data: AssessData, config: AssessConfig, seed: int = 0) -> Assessment:
         "quality": lambda: check_quality(data, config),
         "duplicates": lambda: check_duplicates(data, config),
         "leakage": lambda: check_leakage(data, config, rng),
-        "label_noise": lambda: check_label_noise(data, config, rng, seed),
+        "label_noise": lambda: check_label_noise(data, config, rng, seed, leaks()),
         "balance": lambda: check_balance(data, config),
         "shift": lambda: check_shift(data, config, rng, seed),
         "timeline": lambda: check_timeline(data, config),
     }
     total = CheckResult()
+
+    def leaks() -> set[str]:
+        """Columns of blocking leak findings the user has not accepted as legitimate."""
+        return {
+            f.subject
+            for f in total.findings
+            if f.kind in ("target_leakage", "post_outcome")
+            and f.severity == "block"
+            and not any(accept_matches(a.id, f.id) for a in config.accept)
+        }
+
     seconds = {}
     for name, step in steps.items():
         start = time.perf_counter()

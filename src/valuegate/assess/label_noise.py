@@ -8,6 +8,8 @@ probability of the given label, lowest first)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from valuegate.assess.findings import CheckResult, Finding
@@ -45,8 +47,14 @@ def out_of_fold_probabilities(
 
 
 def check_label_noise(
-    data: AssessData, config: AssessConfig, rng: np.random.Generator, seed: int
+    data: AssessData,
+    config: AssessConfig,
+    rng: np.random.Generator,
+    seed: int,
+    exclude: Collection[str] = (),
 ) -> CheckResult:
+    """`exclude`: columns left out of the model, i.e. blocking leaks. A column derived from
+    the recorded label explains every label, wrong ones included, and would hide them."""
     result = CheckResult()
     if data.task != "binary":
         result.findings.append(
@@ -65,7 +73,9 @@ def check_label_noise(
     y_all = data.y("train")
     positions = sample_positions(len(train), config.sample_rows, rng, y_all)
     y = y_all[positions].astype(int)
-    matrix, mask = model_matrix([train.iloc[positions]], data.numeric, data.categorical)
+    numeric = [c for c in data.numeric if c not in exclude]
+    categorical = [c for c in data.categorical if c not in exclude]
+    matrix, mask = model_matrix([train.iloc[positions]], numeric, categorical)
     n_folds = min(config.n_folds, int(np.bincount(y).min()))
     probabilities = out_of_fold_probabilities(matrix, mask, y, max(2, n_folds), seed)
     ranked = find_label_issues(
@@ -113,6 +123,7 @@ def check_label_noise(
                 "share": share,
                 "method": "cleanlab.filter.find_label_issues on out-of-fold "
                 "HistGradientBoosting probabilities, ranked by self-confidence",
+                "left_out_as_leaks": sorted(exclude),
                 "lowest_self_confidence": [
                     round(float(v), 4) for v in self_confidence[ranked[:10]]
                 ],
