@@ -54,5 +54,6 @@ def test_tuned_models_replace_untuned_candidates_and_a_tie_goes_to_the_baseline(
     predictions = {"dummy": np.full(y.size, 0.3), "linear": blurred, "xgboost": sharp}
     summary = run(compose, roles, {**predictions, "xgboost_tuned": blurred.copy()}, y)
     assert summary["final_model"] == "linear"  # tuned == linear in value: the baseline wins
+    assert "as much as (a tie goes to the simpler model)" in summary["final_reason"]
     summary = run(compose, roles, {**predictions, "xgboost_tuned": sharp.copy()}, y)
     assert summary["final_model"] == "xgboost_tuned"

@@ -175,10 +175,16 @@ def evaluate_models(
             f"the best baseline {best_baseline} earns {reference:,.0f}"
         )
     else:
+        rival = records[contender]["value_per_period"]
+        if final_value > rival:
+            compared = "more than"
+        elif final_value == rival:
+            compared = "as much as (a tie goes to the simpler model)"
+        else:  # only a model that meets objective.constraints is preferred over a richer one
+            compared = "and meets objective.constraints, unlike"
         final_reason = (
-            f"{final} (baseline) goes forward: {final_value:,.0f} {unit} on validation, more "
-            f"than the best {forward} model {contender}'s "
-            f"{records[contender]['value_per_period']:,.0f}"
+            f"{final} (baseline) goes forward: {final_value:,.0f} {unit} on validation, "
+            f"{compared} the best {forward} model {contender}'s {rival:,.0f}"
         )
     summary = {
         "split": "valid",
