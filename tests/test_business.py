@@ -122,3 +122,23 @@ def test_bad_inputs_are_rejected():
         FIXED.curve([1, 0], [0.5])
     with pytest.raises(ValueError, match="NaN"):
         FIXED.curve([1, 0], [0.5, np.nan])
+
+
+def test_expected_value_of_a_decision_by_hand_and_scalar_equals_vector():
+    from valuegate.business import BinaryValueModel
+
+    model = BinaryValueModel(
+        values={"tp": (0.0, 0.0), "fp": (-50.0, 0.0), "fn": (-1500.0, 0.0), "tn": (0.0, 0.09)},
+        volume=100,
+    )
+    # approve (not flagged), p(bad) = 0.1, loan 2,000: 0.1 * -1500 + 0.9 * (0.09 * 2000)
+    assert model.expected_value(0.1, False, 2000.0) == pytest.approx(-150.0 + 162.0)
+    # reject (flagged): 0.1 * 0 + 0.9 * -50
+    assert model.expected_value(0.1, True, 2000.0) == pytest.approx(-45.0)
+    rng = np.random.default_rng(0)
+    p, flagged, amount = rng.random(50), rng.random(50) > 0.5, rng.uniform(100, 5000, 50)
+    vector = model.expected_case_values(p, flagged, amount)
+    scalar = [
+        model.expected_value(a, bool(b), c) for a, b, c in zip(p, flagged, amount, strict=True)
+    ]
+    assert np.allclose(vector, scalar)

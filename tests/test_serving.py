@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.conftest import tool_env
 from tests.deploy_helpers import make_bundle, raw_rows
-from valuegate.bundle import load_bundle
+from valuegate.bundle import decide, load_bundle
 from valuegate.registry import Registry
 from valuegate.serving.log import read_log
 
@@ -93,6 +94,10 @@ def test_predict_one_and_many_match_the_bundle(server):
     assert body["model_version"] == "v1" and body["threshold"] == 0.3
     assert body["score"] == bundle.score_record(rows[0])
     assert body["decision"] == (body["score"] >= 0.3)
+    # the same value model as batch scoring: business.BinaryValueModel
+    amount = np.array([float(rows[0][bundle.amount_column])])
+    batch = decide(bundle, np.array([body["score"]]), amount)["expected_value"][0]
+    assert body["expected_value"] == pytest.approx(batch)
     assert len(body["request_id"]) == 32
     many = httpx.post(f"{base}/predict", json=rows, headers=AUTH).json()
     assert [p["score"] for p in many["predictions"]] == [bundle.score_record(r) for r in rows]

@@ -342,11 +342,10 @@ def decide(
     scores = np.asarray(scores, dtype=float)
     if isinstance(model, BinaryValueModel):
         flagged = scores >= point
-        n = len(scores)
-        if_pos = model.case_values(np.ones(n), flagged, amount)
-        if_neg = model.case_values(np.zeros(n), flagged, amount)
-        expected = scores * if_pos + (1.0 - scores) * if_neg
-        return {"decision": flagged, "expected_value": expected}
+        return {
+            "decision": flagged,
+            "expected_value": model.expected_case_values(scores, flagged, amount),
+        }
     return {"decision": scores + point, "expected_value": np.full(len(scores), np.nan)}
 
 

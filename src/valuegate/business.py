@@ -95,6 +95,30 @@ class BinaryValueModel:
         if_flagged, if_kept = self._flag_and_keep_values(y, amounts)
         return np.where(decisions, if_flagged, if_kept)
 
+    def expected_case_values(
+        self, probability: Any, flagged: Any, amount: Any | None = None
+    ) -> np.ndarray:
+        """Expected value of each decision (currency), shape (n,), before the outcome is
+        known: `probability` (n,) of the positive class, `flagged` (n,) the decisions."""
+        p = _as_float_array(probability, "probability")
+        n = len(p)
+        if_positive = self.case_values(np.ones(n), flagged, amount)
+        if_negative = self.case_values(np.zeros(n), flagged, amount)
+        return p * if_positive + (1.0 - p) * if_negative
+
+    def expected_value(
+        self, probability: float, flagged: bool, amount: float | None = None
+    ) -> float:
+        """`expected_case_values` for one decision, without arrays (the HTTP service scores
+        one record per request, where building arrays costs more than the arithmetic)."""
+        positive, negative = ("tp", "fp") if flagged else ("fn", "tn")
+
+        def value(outcome: str) -> float:
+            fixed, per_amount = self.values[outcome]
+            return fixed + (per_amount * amount if per_amount and amount is not None else 0.0)
+
+        return probability * value(positive) + (1.0 - probability) * value(negative)
+
     def value_per_period(self, y_true: Any, flagged: Any, amount: Any | None = None) -> float:
         """Mean value per case x volume (currency per period)."""
         values = self.case_values(y_true, flagged, amount)

@@ -230,21 +230,11 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
     Record = record_model(bundle)  # noqa: N806
     names = {f"f{i}": field["name"] for i, field in enumerate(bundle.fields)}
     binary = bundle.task == "binary"
-    value_model_values = None
+    value_model = None
     if binary:
         from valuegate.bundle import _value_model
 
-        vm = _value_model(bundle.manifest)
-        value_model_values = vm
-
-    def expected_value(score: float, flagged: bool, amount: float | None) -> float:
-        def one(outcome: str) -> float:
-            fixed, per = value_model_values.values[outcome]
-            return fixed + (per * amount if per and amount is not None else 0.0)
-
-        if flagged:
-            return score * one("tp") + (1 - score) * one("fp")
-        return score * one("fn") + (1 - score) * one("tn")
+        value_model = _value_model(bundle.manifest)
 
     app = FastAPI(
         title=f"valuegate: {bundle.manifest['model']['name']} {version}",
@@ -350,7 +340,7 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
             amount = record.get(amount_column) if amount_column else None
             if binary:
                 decision: Any = score >= point
-                ev: float | None = expected_value(score, decision, amount)
+                ev: float | None = value_model.expected_value(score, decision, amount)
                 decision_counter[decision].inc()
             else:
                 decision, ev = score + point, None
