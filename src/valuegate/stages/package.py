@@ -47,8 +47,7 @@ DEPLOY_FILE = METRICS / "deploy.json"
 def main(argv: list[str]) -> None:
     config = load_params()
     schema = read_schema()
-    splits = read_splits(names=("train", "valid", "test"))
-    test = splits["test"]
+    test = read_splits(names=("test",))["test"]  # train and valid only when packaging
     report_path = REPORTS / "evaluation.json"
     if not report_path.is_file():
         raise ArtifactError(f"{report_path} not found: run the evaluate stage first.")
@@ -106,6 +105,7 @@ def main(argv: list[str]) -> None:
     record["version"] = None
     if record["packaged"]:
         version = registry.next_version()
+        splits = read_splits(names=("train", "valid"))
         train = splits["train"]
         kind = "threshold" if schema.task == "binary" else "offset"
         fields = input_schema(schema, train)
