@@ -363,6 +363,8 @@ def test_inconsistent_thresholds_name_the_keys():
         validate(config_with(leakage={"auc_warn": 0.97}))
     with pytest.raises(ConfigError, match=r"assess\.balance: min_positives_block"):
         validate(config_with(balance={"min_positives_block": 80}))
+    with pytest.raises(ConfigError, match=r"post_outcome_columns.*\['late'\] more than once"):
+        validate(config_with(leakage={"post_outcome_columns": ["late", "x", "late"]}))
 
 
 def test_a_misspelt_assess_key_and_a_bad_severity_are_config_errors():

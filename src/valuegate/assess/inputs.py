@@ -70,12 +70,11 @@ def sample_positions(
     return np.sort(np.concatenate(parts))
 
 
-def fit_threads(rows: int) -> int:
-    """OpenMP threads for a tree model of the assessment: one. Its fits are on samples
-    (at most a few seconds each), where a second thread gains little, while on a busy
-    machine OpenMP's spin-waiting made the same fit 10-35x slower (measured here: the
-    train-vs-test classifier on 40,000 rows took 89 s with 2 threads, 2.5 s with 1)."""
-    return 1
+# OpenMP threads for the assessment's tree models: one. Their fits are on samples (at most
+# a few seconds each), where a second thread gains little, while on a busy machine OpenMP's
+# spin-waiting made the same fit 10-35x slower (measured here: the train-vs-test classifier
+# on 40,000 rows took 89 s with 2 threads, 2.5 s with 1).
+FIT_THREADS = 1
 
 
 def encode_codes(column: pd.Series) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Collection
 import numpy as np
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import AssessData, fit_threads, model_matrix, sample_positions
+from valuegate.assess.inputs import FIT_THREADS, AssessData, model_matrix, sample_positions
 from valuegate.config.schema import AssessConfig
 
 
@@ -40,7 +40,7 @@ def out_of_fold_probabilities(
             early_stopping=False,
             random_state=seed,
         )
-        with threadpool_limits(fit_threads(len(fit_rows)), user_api="openmp"):
+        with threadpool_limits(FIT_THREADS, user_api="openmp"):
             model.fit(matrix[fit_rows], y[fit_rows])
             probabilities[predict_rows] = model.predict_proba(matrix[predict_rows])
     return probabilities

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import AssessData, fit_threads, model_matrix, sample_positions
+from valuegate.assess.inputs import FIT_THREADS, AssessData, model_matrix, sample_positions
 from valuegate.config.schema import AssessConfig
 
 
@@ -57,7 +57,7 @@ def adversarial_auc(
     from sklearn.metrics import roc_auc_score
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(fit_threads(len(is_test)), user_api="openmp"):
+    with threadpool_limits(FIT_THREADS, user_api="openmp"):
         scores = cross_val_predict(model, matrix, is_test, cv=n_folds, method="predict_proba")
     scores = scores[:, 1]
     return float(roc_auc_score(is_test, scores))

@@ -343,6 +343,14 @@ class LeakageThresholds(Strict):
     r2_block: float = Field(0.9, gt=0, le=1)
     post_outcome_columns: list[str] = Field(default_factory=list)
 
+    @field_validator("post_outcome_columns")
+    @classmethod
+    def _each_column_once(cls, value: list[str]) -> list[str]:
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"lists {repeated} more than once; name each column once")
+        return value
+
     @model_validator(mode="after")
     def _warn_below_block(self) -> LeakageThresholds:
         for metric in ("auc", "r2"):
