@@ -745,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overhead-trials", type=int, default=12, help="trials per side")
     parser.add_argument("--repeat", type=int, default=3, help="repeats of the overhead pairs")
     parser.add_argument("--rows", type=int, default=20_000, help="XOR rows for the scaling")
-    parser.add_argument("--scaling-trials", type=int, default=40, help="trials per stage run")
+    parser.add_argument("--scaling-trials", type=int, default=160, help="trials per stage run")
     parser.add_argument("--quiet-load", type=float, default=0.5, help="1-min load to wait for")
     parser.add_argument("--max-wait", type=float, default=1200.0, help="max seconds to wait")
     parser.add_argument("--workdir", type=Path, default=None, help="where the copies go")

@@ -19,6 +19,7 @@ from valuegate.tuning import (
     StopOnValue,
     check_search_space,
     create_study,
+    one_thread_per_worker,
     open_storage,
     run_study,
     study_name,
@@ -201,3 +202,19 @@ def test_a_waiting_worker_runs_only_when_released(go: bool):
     out = worker.stdout.read()
     assert worker.wait(timeout=60) == 0
     assert (out.strip() == b"opened") is go
+
+
+def test_each_of_several_workers_keeps_to_one_native_thread():
+    import xgboost  # noqa: F401  (loads the OpenMP runtime that spins when idle)
+    from threadpoolctl import threadpool_info
+
+    def openmp_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+
+    assert openmp_threads(), "no OpenMP runtime loaded"
+    default = openmp_threads()
+    with one_thread_per_worker(1):
+        assert openmp_threads() == default
+    with one_thread_per_worker(2):
+        assert openmp_threads() == {1}
+    assert openmp_threads() == default
