@@ -367,6 +367,7 @@ def plain(project: Path, out: Path) -> None:
     extra worker processes are not started; n_trials is a cap across workers anyway), with
     a fresh Optuna journal beside `out`, outside the project."""
     os.chdir(project)
+    mark = [time.perf_counter()]
     import valuegate
     from valuegate.assess.assessment import assess
     from valuegate.assess.report import render_html
@@ -381,10 +382,20 @@ def plain(project: Path, out: Path) -> None:
     from valuegate.tuning import tune_candidate, tuned_spec
 
     config = load_params()
+    part_seconds: dict[str, float] = {}
+
+    def part(name: str) -> None:
+        """Seconds since the previous mark, booked to the stage `name` mirrors."""
+        now = time.perf_counter()
+        part_seconds[name] = round(part_seconds.get(name, 0.0) + now - mark[0], 3)
+        mark[0] = now
+
+    part("imports and config")
     # prepare
     raw = load_raw(config.data)
     splits, schema = prepare(raw, config.data, config.seed, file_sha256(Path(config.data.path)))
     del raw
+    part("prepare")
 
     # assess: every check and the HTML report, as the stage computes them (not written)
     assessment = assess(assess_data(splits, schema, config), config.assess, config.seed)
@@ -400,6 +411,7 @@ def plain(project: Path, out: Path) -> None:
         for name, frame in (("valid", valid), ("test", test))
     }
     model = value_model(config)
+    part("assess")
 
     # baseline, train@*: fit, score valid and test; keep only the scores (the stages keep
     # only their files), never write a model.
@@ -417,6 +429,7 @@ def plain(project: Path, out: Path) -> None:
 
     for name, (role, spec) in config.all_models().items():
         fit(name, role, spec)
+        part("baseline" if role == "baseline" else f"train@{name}")
 
     # gate
     gate = gate_candidates(
@@ -436,6 +449,7 @@ def plain(project: Path, out: Path) -> None:
     evaluate_models(config, model, dict(roles), y_valid, dict(scores["valid"]), amount["valid"])
     if config.gate.strict and not gate["passed"]:
         raise SystemExit("plain: no candidate passed the gate and gate.strict is true")
+    part("gate")
 
     # tune
     tuned: list[str] = []
@@ -446,6 +460,7 @@ def plain(project: Path, out: Path) -> None:
     for name in tuned:
         result = tune_candidate(config, schema, splits["train"], name, journal)
         fit(f"{name}_tuned", "tuned", tuned_spec(config.model[name], result.best_params))
+    part("tune")
 
     # evaluate
     summary, _plots = evaluate_models(
@@ -477,9 +492,11 @@ def plain(project: Path, out: Path) -> None:
         config, model, summary["models"][final], y_test, scores["test"][final], amount["test"]
     )
     print(summary_table(summary))
+    part("evaluate")
     result = {
         "valuegate_module": valuegate.__file__,
         "fit_seconds": fit_seconds,
+        "part_seconds": part_seconds,
         "tuned": tuned,
         "final_model": final,
         "final_test_value_per_period": on_test["value_per_period"],
@@ -527,11 +544,13 @@ def pipeline_stages(project: Path) -> tuple[list[str], list[str]]:
 
 
 def stage_import_seconds(project: Path, env: dict[str, str]) -> float:
-    """Best of 3: a fresh interpreter importing a stage module (what every stage pays)."""
+    """Best of 3: a fresh interpreter importing what a model stage imports (the stage
+    module, then valuegate.training: scikit-learn and the estimators)."""
+    code = "import valuegate.stages.train, valuegate.training"
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        run_checked([sys.executable, "-c", "import valuegate.stages.train"], project, env)
+        run_checked([sys.executable, "-c", code], project, env)
         best = min(best, time.perf_counter() - started)
     return round(best, 3)
 
@@ -698,6 +717,7 @@ def run_dataset(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
             {k: p[k] for k in ("label", "seconds", "peak_rss_mb")} for p in pipe_procs
         ],
         "plain_fit_seconds": plain_result["fit_seconds"],
+        "plain_part_seconds": plain_result["part_seconds"],
         "stages": stage_names,
         "stages_not_mirrored_by_plain": unmirrored,
         "tuned": plain_result["tuned"],
@@ -762,14 +782,23 @@ def report(r: dict[str, Any]) -> str:
         f"({r['pipeline_peak_stage']}); whole dvc tree {r['pipeline_tree_peak_rss_mb']:.1f} MB",
         f"peak RSS, plain process:      {r['plain_peak_rss_mb']:9.1f} MB",
         f"peak stage <= {MEMORY_TARGET_MB:.0f} MB:         {'met' if t['peak_met'] else 'NOT met'}",
-        "pipeline processes (seconds from interpreter start-up to exit, peak RSS):",
+        "pipeline processes (seconds from interpreter start-up to exit, peak RSS), beside the"
+        " plain process's seconds for the same work:",
     ]
+    parts = r.get("plain_part_seconds", {})
     for p in r["pipeline_processes"]:
-        lines.append(f"  {p['label']:<34}{p['seconds']:9.2f} s {p['peak_rss_mb'] or 0:9.1f} MB")
+        same = parts.get(p["label"])
+        lines.append(
+            f"  {p['label']:<34}{p['seconds']:9.2f} s {p['peak_rss_mb'] or 0:9.1f} MB"
+            + (f"   plain {same:7.2f} s" if same is not None else "")
+        )
+    if "imports and config" in parts:
+        lines.append(f"  plain: imports and config {parts['imports and config']:.2f} s")
     lines += [
         f"  time outside stage processes (DVC: start-up, hashing, caching, locks): "
         f"{r['outside_stage_seconds']:.2f} s",
-        f"  a fresh interpreter importing a stage module: {r['stage_import_seconds']:.2f} s",
+        f"  a fresh interpreter importing a model stage's modules: "
+        f"{r['stage_import_seconds']:.2f} s",
         "plain fit seconds: "
         + ", ".join(f"{n} {s:.2f}" for n, s in r["plain_fit_seconds"].items()),
         f"valuation matches the pipeline's evaluate.json: "

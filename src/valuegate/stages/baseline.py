@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from valuegate.config import load_params
 from valuegate.io import atomic_dir
-from valuegate.stages.common import BASELINES, read_schema, read_splits, run_stage, write_fitted
-from valuegate.training import fit_model
+from valuegate.stages.common import (
+    BASELINES,
+    read_schema,
+    read_splits_while_importing,
+    run_stage,
+    write_fitted,
+)
 
 
 def main(argv: list[str]) -> None:
+    pending_splits = read_splits_while_importing()
+    from valuegate.training import fit_model  # scikit-learn, the estimators
+
     config = load_params()
     schema = read_schema()
-    splits = read_splits()
+    splits = pending_splits()
     fitted = [
         fit_model(name, "baseline", spec, config, schema, splits)
         for name, spec in config.baseline.items()

@@ -36,8 +36,35 @@ PREDICTIONS_FILE = "predictions.parquet"
 INFO_FILE = "fit.json"
 
 
+# glibc's mallopt parameters (malloc.h).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory_for_reuse() -> bool:
+    """Have glibc's malloc reuse freed blocks instead of handing them back to the kernel.
+
+    By default a fresh process maps numpy temporaries of a few MB with mmap and unmaps
+    them on free, or trims them off the heap, so every resample of the gate's bootstrap
+    (~25 temporaries of n rows) page-faults its memory in again: on 1,000,000 rows the
+    gate stage spent 9.7 of its 20 s in the kernel (5 million minor faults). A
+    long-running process ends up reusing such blocks once its heap has grown; a stage
+    process is fresh every time. Blocks below 32 MB (glibc's cap for this setting) then
+    come from the heap, and up to 256 MB of freed heap stays in the process. Measured:
+    gate 20.2 s -> 10.1 s, same peak RSS. Returns False where there is no glibc (macOS).
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 256 << 20))
+
+
 def run_stage(main: Callable[[list[str]], None], argv: list[str] | None = None) -> int:
     """Run a stage; an expected error prints its message (no traceback), exit code 2."""
+    keep_freed_memory_for_reuse()
     try:
         main(list(sys.argv[1:] if argv is None else argv))
     except ValuegateError as exc:
@@ -56,6 +83,21 @@ def read_splits(
     """The named splits; only `columns` when given (stages that value predictions need
     the target and amount, not the features)."""
     return {s: pd.read_parquet(prepared / f"{s}.parquet", columns=columns) for s in names}
+
+
+def read_splits_while_importing() -> Callable[[], dict[str, pd.DataFrame]]:
+    """Start reading every split of data/assessed in a thread; call the result to get them.
+
+    A model stage calls this before importing scikit-learn and the estimators (~1 s of
+    imports): Parquet decoding releases the GIL, so most of the read overlaps the imports
+    (measured on 1M rows: ~0.45 s saved per stage).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(read_splits)
+    pool.shutdown(wait=False)  # the read goes on; the thread ends with it
+    return future.result
 
 
 def outcome_columns(config: Config, schema: Schema) -> list[str]:

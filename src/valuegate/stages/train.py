@@ -7,14 +7,22 @@ from valuegate.config import load_params
 from valuegate.config.messages import nearest
 from valuegate.errors import ConfigError
 from valuegate.io import atomic_dir
-from valuegate.stages.common import CANDIDATES, read_schema, read_splits, run_stage, write_fitted
-from valuegate.training import fit_model
+from valuegate.stages.common import (
+    CANDIDATES,
+    read_schema,
+    read_splits_while_importing,
+    run_stage,
+    write_fitted,
+)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise ConfigError("usage: python -m valuegate.stages.train <candidate name>")
     name = argv[0]
+    pending_splits = read_splits_while_importing()
+    from valuegate.training import fit_model  # scikit-learn, the estimators
+
     config = load_params()
     if name not in config.model:
         hint = nearest(name, config.model)
@@ -23,7 +31,9 @@ def main(argv: list[str]) -> None:
             + (f" (did you mean {hint!r}?)" if hint else "")
             + f". Candidates: {', '.join(config.model)}."
         )
-    fitted = fit_model(name, "candidate", config.model[name], config, read_schema(), read_splits())
+    fitted = fit_model(
+        name, "candidate", config.model[name], config, read_schema(), pending_splits()
+    )
     with atomic_dir(CANDIDATES / name) as tmp:
         write_fitted(fitted, tmp)
     print(f"train: fitted {name} ({fitted.info['estimator']}) in {fitted.fit_seconds:.2f} s")
