@@ -60,11 +60,12 @@ def _tune(args: argparse.Namespace) -> None:
     from valuegate.config import compose_config, load_params
     from valuegate.config.loading import validate
     from valuegate.errors import ConfigError, GateRefusedError
-    from valuegate.stages.common import read_schema, read_splits
+    from valuegate.stages.common import keep_freed_memory_for_reuse, read_schema, read_splits
     from valuegate.stages.tune import JOURNAL, await_release, read_gate
     from valuegate.tuning import tune_candidate
 
     if args.worker:
+        keep_freed_memory_for_reuse()  # like the stage process it works beside
         config = load_params(args.params)
     else:
         raw = compose_config(args.conf_dir, args.overrides)
