@@ -218,3 +218,43 @@ def test_each_of_several_workers_keeps_to_one_native_thread():
     with one_thread_per_worker(2):
         assert openmp_threads() == {1}
     assert openmp_threads() == default
+
+
+@pytest.mark.parametrize("pruning", [True, False])
+def test_fold_values_are_reported_only_to_a_study_that_prunes(pruning: bool):
+    import numpy as np
+    import pandas as pd
+
+    from valuegate.business import BinaryValueModel
+    from valuegate.tuning import TuningProblem, make_folds
+
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    y = (features["a"] + rng.normal(scale=0.5, size=300) > 0).astype(int).to_numpy()
+    spec = ModelSpec.model_validate(
+        {
+            "estimator": "random_forest",
+            "params": {"n_estimators": 5},
+            "search_space": {"max_depth": {"type": "int", "low": 2, "high": 4}},
+        }
+    )
+    value = {"tp": (10.0, 0.0), "fp": (-1.0, 0.0), "fn": (-5.0, 0.0), "tn": (0.0, 0.0)}
+    problem = TuningProblem(
+        key="model.random_forest",
+        spec=spec,
+        task="binary",
+        numeric=["a", "b"],
+        categorical=[],
+        X=features,
+        y=y,
+        amount=None,
+        value_model=BinaryValueModel(values=value, volume=100),
+        constraints=[],
+        folds=make_folds(y, "binary", 3, 0),
+        seed=0,
+        estimator_overrides={},
+    )
+    study = create_study("reports", None, 0, pruning=pruning, forced=False)
+    run_study(study, problem.objective, 2, None, StopOnValue(0, 10**9))
+    reported = [len(t.intermediate_values) for t in study.get_trials()]
+    assert reported == ([3, 3] if pruning else [0, 0])

@@ -63,11 +63,15 @@ class BinaryValueModel:
         }
         return cls(values=values, volume=config.objective.volume)
 
-    def _outcome_values(self, outcome: str, n: int, amount: np.ndarray | None) -> np.ndarray:
+    def _outcome_value(self, outcome: str, amount: Any | None) -> Any:
+        """Value of `outcome` for a case of `amount` (a number, an array, or None)."""
         fixed, per_amount = self.values[outcome]
         if amount is None or per_amount == 0:
-            return np.full(n, fixed, dtype=float)
+            return fixed
         return fixed + per_amount * amount
+
+    def _outcome_values(self, outcome: str, n: int, amount: np.ndarray | None) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self._outcome_value(outcome, amount), float), (n,))
 
     def _flag_and_keep_values(
         self, y_true: np.ndarray, amount: np.ndarray | None
@@ -112,12 +116,9 @@ class BinaryValueModel:
         """`expected_case_values` for one decision, without arrays (the HTTP service scores
         one record per request, where building arrays costs more than the arithmetic)."""
         positive, negative = ("tp", "fp") if flagged else ("fn", "tn")
-
-        def value(outcome: str) -> float:
-            fixed, per_amount = self.values[outcome]
-            return fixed + (per_amount * amount if per_amount and amount is not None else 0.0)
-
-        return probability * value(positive) + (1.0 - probability) * value(negative)
+        return probability * self._outcome_value(positive, amount) + (
+            1.0 - probability
+        ) * self._outcome_value(negative, amount)
 
     def value_per_period(self, y_true: Any, flagged: Any, amount: Any | None = None) -> float:
         """Mean value per case x volume (currency per period)."""

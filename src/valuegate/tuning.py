@@ -97,7 +97,6 @@ class TuningProblem:
     seed: int
     estimator_overrides: dict[str, Any]
     worker: int = 0
-    pruning: bool = True
 
     def params_for(self, suggested: dict[str, Any]) -> ModelSpec:
         params = {**self.spec.params, **suggested, **self.estimator_overrides}
@@ -123,10 +122,11 @@ class TuningProblem:
     def objective(self, trial: optuna.Trial) -> float:
         spec = self.params_for(suggest(trial, self.spec.search_space))
         trial.set_user_attr("worker", self.worker)
+        pruned_study = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
         values: list[float] = []
         for index, fold in enumerate(self.folds):
             values.append(self.fold_value(spec, fold))
-            if self.pruning:
+            if pruned_study:
                 trial.report(float(np.mean(values)), index)
                 if trial.should_prune():
                     raise optuna.TrialPruned()
@@ -393,7 +393,6 @@ def build_problem(config: Any, schema: Any, train: pd.DataFrame, candidate: str)
         folds=make_folds(y, schema.task, config.tune.n_folds, config.seed),
         seed=config.seed,
         estimator_overrides=overrides,
-        pruning=config.tune.pruning,
     )
 
 
