@@ -14,6 +14,19 @@ from typing import Any
 import numpy as np
 
 
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: Path, directory: bool = False) -> None:
+    """The mode `open`/`mkdir` would have given (0666/0777 less the umask): mkstemp and
+    mkdtemp create 0600/0700, which another user (a container's `USER nobody`) cannot read."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_current_umask())
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -32,6 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        _normal_mode(tmp)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -92,6 +106,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
+        _normal_mode(tmp, directory=True)
         yield tmp
         old = None
         if target.exists():
