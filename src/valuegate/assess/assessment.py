@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from valuegate.assess.balance import check_balance
+from valuegate.assess.combined import QuickModel
 from valuegate.assess.duplicates import check_duplicates
 from valuegate.assess.findings import (
     SEVERITIES,
@@ -20,7 +21,7 @@ from valuegate.assess.findings import (
     apply_accepts,
     blocking,
 )
-from valuegate.assess.inputs import AssessData
+from valuegate.assess.inputs import AssessData, sample_positions
 from valuegate.assess.label_noise import check_label_noise
 from valuegate.assess.leakage import check_leakage
 from valuegate.assess.quality import check_quality
@@ -48,6 +49,9 @@ class Assessment:
     dropped_columns: list[str] = field(default_factory=list)
     dropped_rows: dict[str, np.ndarray] = field(default_factory=dict)
     remedies: list[dict[str, Any]] = field(default_factory=list)
+    # What a quick model reaches on the features the models will see (contract with the
+    # deploy gate's too-good-to-be-true guard): metric, value, rows, features, how.
+    honest_estimate: dict[str, Any] | None = None
 
     @property
     def blocking(self) -> list[Finding]:
@@ -73,7 +77,8 @@ class Assessment:
             "blocked": self.blocked,
             "blocking": [f.id for f in self.blocking],
             "findings": self.counts(),
-            **{k: v for k, v in self.figures.items() if not isinstance(v, dict)},
+            **{k: v for k, v in self.figures.items() if not isinstance(v, (dict, list))},
+            "honest_estimate": (self.honest_estimate or {}).get("value"),
         }
 
     def record(self) -> dict[str, Any]:
@@ -89,17 +94,31 @@ class Assessment:
             "dropped_columns": self.dropped_columns,
             "dropped_rows": {s: len(r) for s, r in self.dropped_rows.items()},
             "findings_detail": [f.to_dict() for f in self.findings],
+            "honest_estimate": self.honest_estimate,
         }
 
 
 def assess(data: AssessData, config: AssessConfig, seed: int = 0) -> Assessment:
     """Run every check, then remedies, then accepts; nothing is read or written."""
     rng = np.random.default_rng(seed)
+    quick: list[QuickModel] = []  # built by the leakage step (after the schema allows it)
+
+    def leakage() -> CheckResult:
+        y = data.y("train")
+        positions = sample_positions(
+            len(data.splits["train"]),
+            config.sample_rows,
+            rng,
+            y if data.task == "binary" else None,
+        )
+        quick.append(QuickModel.build(data, positions, config.n_folds, seed))
+        return check_leakage(data, config, quick[0])
+
     steps: dict[str, Callable[[], CheckResult]] = {
         "schema": lambda: check_schema(data),
         "quality": lambda: check_quality(data, config),
         "duplicates": lambda: check_duplicates(data, config),
-        "leakage": lambda: check_leakage(data, config, rng),
+        "leakage": leakage,
         "label_noise": lambda: check_label_noise(data, config, rng, seed, leaks()),
         "balance": lambda: check_balance(data, config),
         "shift": lambda: check_shift(data, config, rng, seed),
@@ -110,11 +129,12 @@ def assess(data: AssessData, config: AssessConfig, seed: int = 0) -> Assessment:
     def leaks() -> set[str]:
         """Columns of blocking leak findings the user has not accepted as legitimate."""
         return {
-            f.subject
+            column
             for f in total.findings
-            if f.kind in ("target_leakage", "post_outcome")
+            if f.kind in ("target_leakage", "post_outcome", "combined_leakage")
             and f.severity == "block"
             and not any(accept_matches(a.id, f.id) for a in config.accept)
+            for column in f.columns
         }
 
     seconds = {}
@@ -122,14 +142,22 @@ def assess(data: AssessData, config: AssessConfig, seed: int = 0) -> Assessment:
         start = time.perf_counter()
         total.add(step())
         seconds[name] = round(time.perf_counter() - start, 3)
-        if name == "schema" and any(f.kind == "missing_column" for f in total.findings):
-            # The other checks read every declared column; the block already says what to do.
+        # The other checks read every declared column once: a missing or twice-listed
+        # column is blocked already, and the block says what to do.
+        if name == "schema" and any(
+            f.kind in ("missing_column", "listed_twice") for f in total.findings
+        ):
             break
     # Accepts first: a finding the user accepted (with a reason) is not remedied behind
     # their back.
     findings, unused = apply_accepts(total.findings, [(a.id, a.reason) for a in config.accept])
     columns, rows, done = plan_remedies(findings, total.remedy_rows, config.remedies, data.features)
     findings.sort(key=lambda f: (f.status != "open", SEVERITY_ORDER[f.severity]))
+    honest = None
+    if quick:
+        start = time.perf_counter()
+        honest = honest_estimate(quick[0], [c for c in data.features if c not in columns])
+        seconds["honest_estimate"] = round(time.perf_counter() - start, 3)
     figures = {
         "rows": {s: len(f) for s, f in data.splits.items()},
         "features": len(data.features),
@@ -146,4 +174,26 @@ def assess(data: AssessData, config: AssessConfig, seed: int = 0) -> Assessment:
         dropped_columns=columns,
         dropped_rows=rows,
         remedies=done,
+        honest_estimate=honest,
     )
+
+
+def honest_estimate(quick: QuickModel, features: list[str]) -> dict[str, Any] | None:
+    """The quick model, cross-validated on exactly `features` (those the models will be
+    trained on, after remedies): what a model can honestly reach on these data."""
+    if not features:
+        return None
+    value = quick.evaluate(features)
+    if value is None:
+        return None
+    metric = "roc_auc" if quick.data.task == "binary" else "r2"
+    covered = len(np.unique(np.concatenate([test for _, test in quick.folds])))
+    return {
+        "metric": metric,
+        "value": round(float(value), 4),
+        "rows": int(covered),
+        "features": list(features),
+        "how": f"out-of-fold {'ROC AUC' if metric == 'roc_auc' else 'R2'} of a histogram "
+        f"gradient boosting model (50 trees, one thread) on {covered:,} sampled training "
+        f"rows, {len(quick.folds)} {quick.fold_kind} folds (valuegate.folds), after remedies",
+    }

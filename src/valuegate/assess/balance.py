@@ -4,7 +4,7 @@ holds enough positives for the value and gate estimates to mean anything."""
 from __future__ import annotations
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import AssessData
+from valuegate.assess.inputs import AssessData, plural
 from valuegate.config.schema import AssessConfig
 
 
@@ -49,7 +49,8 @@ def check_balance(data: AssessData, config: AssessConfig) -> CheckResult:
                 Finding(
                     id=f"too_few_positives:{split}",
                     severity="block" if block else "warn",
-                    title=f"The {split} split holds only {few} rows of its rarer class: "
+                    title=f"The {split} split holds only {plural(few, 'row', 'rows')} of its "
+                    "rarer class: "
                     + (
                         "value and uplift estimates on it are noise."
                         if block

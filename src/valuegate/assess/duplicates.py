@@ -1,5 +1,14 @@
-"""Duplicate rows within a split, the same row in more than one split (leakage: the model
-is tested on rows it trained on), and identical features with different labels.
+"""Duplicate rows within a split, rows shared between splits, ids shared between splits,
+and identical features with different labels.
+
+A held-out row identical to an earlier split's row is leakage only when it is a copy of
+it. Distinct entities with identical coded profiles (a few categorical features) collide
+by chance, and then as often within one split as across splits: the expected share of
+held-out rows that repeat an earlier split's whole row (features, amount, label) is the
+share of training rows that repeat another training row, scaled by the size of the pool
+they are compared with. Only an excess beyond that (at least `cross_split_block` of the
+held-out rows, and beyond chance by a one-sided binomial test at `chance_level`) blocks;
+so does an id (`data.id_column`) seen in an earlier split. Otherwise it is a warning.
 
 Exact counts on every row: a 64-bit hash per row (features + target) is cheap."""
 
@@ -7,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import AssessData
+from valuegate.assess.inputs import AssessData, plural
 from valuegate.config.schema import AssessConfig
 
 # Later splits are checked against earlier ones: a test row also in train or valid leaks.
@@ -17,10 +27,7 @@ ORDER = ("train", "valid", "test")
 
 
 def row_hashes(data: AssessData, with_target: bool = True) -> dict[str, np.ndarray]:
-    # The amount is part of a row: two loans alike but for their size are not repeats
-    # (dropping one would change the value estimates).
-    amount = [data.amount_column] if data.amount_column else []
-    columns = [*data.features, *amount, *([data.target] if with_target else [])]
+    columns = whole_row_columns(data, with_target)
     return {
         split: pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
         for split, frame in data.splits.items()
@@ -67,7 +74,8 @@ def check_duplicates(data: AssessData, config: AssessConfig) -> CheckResult:
             Finding(
                 id="duplicates:within_split",
                 severity="warn" if share >= config.duplicates.within_split_warn else "info",
-                title=f"{n_within:,} rows ({share:.1%}) repeat an earlier row of the same split "
+                title=f"{plural(n_within, 'row', 'rows')} ({share:.1%}) "
+                f"repeat{'s' if n_within == 1 else ''} an earlier row of the same split "
                 f"(train {within_counts['train']:,}, valid {within_counts['valid']:,}, test "
                 f"{within_counts['test']:,}).",
                 action="find out whether they are real repeat cases or copies from a join; "
@@ -79,24 +87,9 @@ def check_duplicates(data: AssessData, config: AssessConfig) -> CheckResult:
             )
         )
     if n_cross:
-        share = n_cross / held_out
-        block = share >= config.duplicates.cross_split_block
-        result.findings.append(
-            Finding(
-                id="duplicates:cross_split",
-                severity="block" if block else "warn",
-                title=f"{n_cross:,} validation and test rows ({share:.1%}) also occur in an "
-                f"earlier split (valid {cross_counts['valid']:,} in train; test "
-                f"{cross_counts['test']:,} in train or valid): models are scored on rows they "
-                "were trained on, so their value is overstated.",
-                action="deduplicate the raw data, or set assess.remedies.drop_duplicates: true "
-                "(drops them from valid and test)",
-                evidence={"rows_seen_earlier": cross_counts, "share_of_valid_and_test": share},
-                example_rows={
-                    s: data.row_ids(s, np.flatnonzero(m)[:10]) for s, m in cross.items() if m.any()
-                },
-            )
-        )
+        _cross_split(data, config, result, hashes, cross, cross_counts, held_out)
+    if data.id_column and all(data.id_column in f for f in data.splits.values()):
+        _shared_ids(data, config, result, held_out)
     if data.task == "binary":
         _conflicting_labels(data, result)
     return result
@@ -127,10 +120,168 @@ def _conflicting_labels(data: AssessData, result: CheckResult) -> None:
             Finding(
                 id="duplicates:conflicting_labels",
                 severity="warn",
-                title=f"{n:,} rows share every feature value with a row of the other label: "
+                title=f"{plural(n, 'row shares', 'rows share')} every feature value with a row "
+                "of the other label: "
                 "no model can tell them apart.",
                 action="check the labels of these rows, or add the feature that separates them",
                 evidence={"rows": n},
                 example_rows=examples,
             )
         )
+
+
+def whole_row_columns(data: AssessData, with_target: bool = True) -> list[str]:
+    # The amount is part of a row: two loans alike but for their size are not repeats
+    # (dropping one would change the value estimates).
+    amount = [data.amount_column] if data.amount_column else []
+    return list(dict.fromkeys([*data.features, *amount, *([data.target] if with_target else [])]))
+
+
+def expected_cross_share(data: AssessData, hashes: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per held-out split, the share of its rows expected to repeat a whole row of the
+    earlier splits by chance, i.e. as distinct rows of this feature space:
+
+    - `independent`: each held-out row's chance of matching one of the N earlier rows when
+      the columns are independent, 1 - (1 - q)^N with q the product of its values' shares
+      in train (missing is a value). Near 0 when any column is continuous;
+    - `within`: the share of training rows whose whole row occurs at another training row,
+      scaled from a pool of n_train - 1 rows to N. Correlated columns make collisions more
+      likely than `independent` says, and `within` sees that; but copies inside train
+      inflate it too. So `within` counts only when the feature space itself explains a
+      good part of it (`independent` >= a tenth of it); else the repeats within train are
+      copies as well, and the expected share is `independent`."""
+    columns = whole_row_columns(data)
+    train = data.splits["train"][columns]
+    n = len(train)
+    within = float(pd.Series(hashes["train"]).duplicated(keep=False).mean()) if n > 1 else 0.0
+    shares = {
+        c: train[c].astype(object).where(train[c].notna(), "<missing>").value_counts(normalize=True)
+        for c in columns
+    }
+    out, pool = {}, n
+    for split in ORDER[1:]:
+        frame = data.splits[split]
+        log_q = np.zeros(len(frame))
+        for c in columns:
+            values = frame[c].astype(object).where(frame[c].notna(), "<missing>")
+            share = values.map(shares[c]).to_numpy(float)
+            with np.errstate(divide="ignore"):
+                log_q += np.log(np.nan_to_num(share, nan=0.0))
+        q = np.exp(log_q)
+        independent = float(np.mean(-np.expm1(pool * np.log1p(-np.minimum(q, 1 - 1e-12)))))
+        scaled = min(1.0, within * pool / max(1, n - 1))
+        out[split] = max(independent, scaled) if independent >= 0.1 * scaled else independent
+        pool += len(frame)
+    return out
+
+
+def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) -> None:
+    n_cross = sum(cross_counts.values())
+    share = n_cross / held_out
+    expected = expected_cross_share(data, hashes)
+    expected_rows = sum(expected[s] * len(hashes[s]) for s in expected)
+    expected_share = expected_rows / held_out
+    # P(at least n_cross repeats | the chance rate): one-sided binomial on the held-out rows.
+    p_value = float(stats.binom.sf(n_cross - 1, held_out, min(1.0, expected_share)))
+    beyond_chance = p_value < config.duplicates.chance_level
+    copies = beyond_chance and share - expected_share >= config.duplicates.cross_split_block
+    counts = (
+        f"(valid {cross_counts['valid']:,} in train; test {cross_counts['test']:,} in train "
+        "or valid)"
+    )
+    rows = plural(n_cross, "validation or test row", "validation and test rows")
+    repeat = f"{rows} ({share:.1%}) {'repeats' if n_cross == 1 else 'repeat'} a whole row of "
+    if copies:
+        title = (
+            f"{repeat}an earlier split {counts}, far more "
+            f"than distinct rows of this feature space would ({expected_share:.1%} expected "
+            f"by chance; p = {p_value:.2g}): they are copies, so models are "
+            "scored on rows they were trained on and their value is overstated."
+        )
+        action = (
+            "deduplicate the raw data, or set assess.remedies.drop_duplicates: true "
+            "(drops them from valid and test)"
+        )
+    elif beyond_chance:
+        title = (
+            f"{repeat}an earlier split {counts}, more than distinct rows of this feature "
+            f"space would ({expected_share:.1%} expected by chance; p = {p_value:.2g}): "
+            f"probably copies, but fewer than the {config.duplicates.cross_split_block:.1%} "
+            "of valid and test rows that blocks, so they overstate the value only a little."
+        )
+        action = (
+            "deduplicate the raw data, or set assess.remedies.drop_duplicates: true "
+            "(drops them from valid and test)"
+        )
+    else:
+        title = (
+            f"{rows} ({share:.1%}) {'has' if n_cross == 1 else 'have'} the same feature "
+            "values and label as a row of an "
+            f"earlier split {counts}: distinct rows with identical feature vectors, about as "
+            f"often as chance makes likely in this feature space ({expected_share:.1%} "
+            "expected, judged by how often rows repeat within train). That is "
+            "what coarse, coded features do; it is not leakage, and models score these rows "
+            "as any row with that profile."
+        )
+        action = (
+            "nothing, if the rows are distinct cases (set data.id_column so that repeated "
+            "cases are told apart); if they are copies, deduplicate the raw data"
+        )
+    result.findings.append(
+        Finding(
+            id="duplicates:cross_split",
+            severity="block" if copies else "warn",
+            title=title,
+            action=action,
+            evidence={
+                "rows_seen_earlier": cross_counts,
+                "share_of_valid_and_test": share,
+                "expected_share": expected_share,
+                "p_value": p_value,
+                "copies": beyond_chance,  # more than chance explains: drop_duplicates drops them
+                "block_at_excess": config.duplicates.cross_split_block,
+            },
+            example_rows={
+                s: data.row_ids(s, np.flatnonzero(m)[:10]) for s, m in cross.items() if m.any()
+            },
+        )
+    )
+
+
+def _shared_ids(data: AssessData, config: AssessConfig, result: CheckResult, held_out) -> None:
+    """Held-out rows whose id already occurs in an earlier split: the same entity on both
+    sides, so the models have seen it (whatever its features)."""
+    seen: set = set()
+    shared: dict[str, np.ndarray] = {}
+    for split in ORDER:
+        ids = data.splits[split][data.id_column]
+        if split != "train":
+            shared[split] = np.flatnonzero(ids.isin(seen).to_numpy() & ids.notna().to_numpy())
+        seen |= set(ids.dropna().tolist())
+    n = sum(len(v) for v in shared.values())
+    result.figures["cross_split_ids"] = n
+    if not n:
+        return
+    share = n / held_out
+    block = share >= config.duplicates.cross_split_block
+    result.remedy_rows["duplicates:shared_ids"] = shared
+    result.findings.append(
+        Finding(
+            id="duplicates:shared_ids",
+            severity="block" if block else "warn",
+            title=f"{plural(n, 'validation or test row has', 'validation and test rows have')} "
+            f"an id ({data.id_column!r}) already in an earlier split ({share:.1%}; valid "
+            f"{len(shared['valid']):,}, test {len(shared['test']):,}): the same "
+            f"{data.id_column!r} on both sides, so models are scored on cases they were "
+            "trained on and their value is overstated.",
+            action="split by id (every row of an id in one split), or set "
+            "assess.remedies.drop_duplicates: true (drops those rows from valid and test)",
+            evidence={
+                "column": data.id_column,
+                "rows": {s: len(v) for s, v in shared.items()},
+                "share_of_valid_and_test": share,
+                "block_at": config.duplicates.cross_split_block,
+            },
+            example_rows={s: data.row_ids(s, v[:10]) for s, v in shared.items() if len(v)},
+        )
+    )

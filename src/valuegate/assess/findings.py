@@ -27,13 +27,21 @@ FINDING_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unexpected_column": ("schema", (COLUMN,)),
     "dtype": ("schema", (COLUMN,)),
     "mixed_types": ("schema", (COLUMN,)),
+    "listed_twice": ("schema", (COLUMN,)),
     "missing_values": ("quality", (COLUMN, "rows")),
+    "infinite_values": ("quality", (COLUMN,)),
     "constant": ("quality", (COLUMN,)),
     "near_constant": ("quality", (COLUMN,)),
     "id_like": ("quality", (COLUMN,)),
     "high_cardinality": ("quality", (COLUMN,)),
-    "duplicates": ("duplicates", ("within_split", "cross_split", "conflicting_labels")),
+    "duplicates": (
+        "duplicates",
+        ("within_split", "cross_split", "shared_ids", "conflicting_labels"),
+    ),
     "target_leakage": ("leakage", (COLUMN,)),
+    # subject: the culprit columns joined by '+' (e.g. arr_time+sched_arr_time), or
+    # 'quick_model' (a quick model on every feature is too good and no column explains it)
+    "combined_leakage": ("leakage", (COLUMN, "quick_model")),
     "post_outcome": ("leakage", (COLUMN,)),
     "label_noise": ("label_noise", ("suspected", "skipped")),
     "class_balance": ("balance", ("imbalance", "skipped")),
@@ -97,6 +105,12 @@ class Finding:
     @property
     def subject(self) -> str:
         return self.id.partition(":")[2]
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns a column remedy drops for this finding: evidence 'drop' when the
+        finding names several (a leak in combination), else its subject."""
+        return list(self.evidence.get("drop", [self.subject]))
 
     @property
     def check(self) -> str:

@@ -53,6 +53,20 @@ class AssessData:
         return positions.tolist()
 
 
+def plural(n: int, one: str, many: str) -> str:
+    """'1 row' / '2 rows': `one` and `many` are the words after the count."""
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def fmt(value: float, spec: str) -> str:
+    """`format(value, spec)` without a negative zero ('-0', '-0.000'): a value that rounds
+    to zero is printed as zero."""
+    text = format(value, spec)
+    if text.startswith("-") and not any(ch in "123456789" for ch in text):
+        return text[1:]
+    return text
+
+
 def sample_positions(
     n: int, size: int, rng: np.random.Generator, y: np.ndarray | None = None
 ) -> np.ndarray:
@@ -87,7 +101,14 @@ def model_matrix(frames: list[pd.DataFrame], numeric: list[str], categorical: li
     """One float matrix for tree models: numerics as they are, categoricals as shared
     integer codes (NaN for missing), and the mask of categorical columns."""
     joined = pd.concat([f[numeric + categorical] for f in frames], ignore_index=True)
-    parts = [joined[numeric].to_numpy(float)] if numeric else []
+    parts = []
+    if numeric:
+        values = joined[numeric].to_numpy(float, copy=True)
+        # Infinities are reported by the quality check; here they are missing values, and
+        # an all-empty column is a constant (the tree models cannot bin an empty column).
+        values[~np.isfinite(values)] = np.nan
+        values[:, np.isnan(values).all(axis=0)] = 0.0
+        parts.append(values)
     for column in categorical:
         # Histogram gradient boosting takes at most 255 categories; rarer ones share one.
         codes = np.minimum(encode_codes(joined[column]), 254).astype(float)

@@ -13,7 +13,13 @@ from collections.abc import Collection
 import numpy as np
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import FIT_THREADS, AssessData, model_matrix, sample_positions
+from valuegate.assess.inputs import (
+    FIT_THREADS,
+    AssessData,
+    model_matrix,
+    plural,
+    sample_positions,
+)
 from valuegate.config.schema import AssessConfig
 
 
@@ -106,7 +112,8 @@ def check_label_noise(
         Finding(
             id="label_noise:suspected",
             severity="warn" if warn else "info",
-            title=f"{len(ranked):,} training rows ({share:.1%} of those checked) carry a label "
+            title=f"{plural(len(ranked), 'training row', 'training rows')} ({share:.1%} of "
+            f"those checked) carr{'ies' if len(ranked) == 1 else 'y'} a label "
             "that a cross-validated model finds implausible: the model confidently predicts "
             "the other class"
             + (

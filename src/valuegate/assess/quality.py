@@ -8,7 +8,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import AssessData
+from valuegate.assess.inputs import AssessData, plural
 from valuegate.config.schema import AssessConfig
 
 
@@ -16,6 +16,7 @@ def check_quality(data: AssessData, config: AssessConfig) -> CheckResult:
     result = CheckResult()
     features = [c for c in data.features if all(c in f for f in data.splits.values())]
     _missing(data, features, config, result)
+    _infinite(data, [c for c in features if c in data.numeric], result)
     train = data.splits["train"]
     for column in features:
         _constant_id_cardinality(data, train[column], config, result)
@@ -62,13 +63,41 @@ def _missing(data: AssessData, features: list[str], config: AssessConfig, result
             Finding(
                 id="missing_values:rows",
                 severity="warn" if share >= config.missing.row_warn else "info",
-                title=f"{n_half:,} rows ({share:.1%}) are empty in at least half their features.",
+                title=f"{plural(n_half, 'row', 'rows')} ({share:.1%}) "
+                f"{'is' if n_half == 1 else 'are'} empty in at least half "
+                f"{'its' if n_half == 1 else 'their'} features.",
                 action="check how these rows were collected; drop them at the source if they "
                 "are broken records",
                 evidence={"rows": n_half, "share": share},
                 example_rows={
                     s: data.row_ids(s, idx[:10]) for s, idx in half_empty_rows.items() if len(idx)
                 },
+            )
+        )
+
+
+def _infinite(data: AssessData, numeric: list[str], result: CheckResult) -> None:
+    """Infinite numbers (e.g. a ratio divided by zero): no model can fit or score them,
+    and they are not missing values either; the other checks treat them as missing."""
+    for column in numeric:
+        rows = {}
+        for split, frame in data.splits.items():
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+            rows[split] = np.flatnonzero(np.isinf(values))
+        n = sum(len(r) for r in rows.values())
+        if not n:
+            continue
+        result.findings.append(
+            Finding(
+                id=f"infinite_values:{column}",
+                severity="block",
+                title=f"{column!r} holds {plural(n, 'infinite value', 'infinite values')} "
+                f"({', '.join(f'{s} {len(r):,}' for s, r in rows.items() if len(r))}): the "
+                "models cannot be trained or scored on them.",
+                action=f"fix {column!r} at the source (e.g. a division by zero), or make "
+                "those cells empty so that the models impute them",
+                evidence={"column": column, "rows": {s: len(r) for s, r in rows.items()}},
+                example_rows={s: data.row_ids(s, r[:10]) for s, r in rows.items() if len(r)},
             )
         )
 
@@ -80,11 +109,18 @@ def _constant_id_cardinality(data: AssessData, column: pd.Series, config, result
     top_share = float(counts.iloc[0] / n) if n else 1.0
     distinct = int(counts.size)
     if distinct <= 1:
+        empty = n == 0 or column.isna().all()
         result.findings.append(
             Finding(
                 id=f"constant:{name}",
                 severity="warn",
-                title=f"{name!r} has one value in every training row: it cannot help any model.",
+                title=f"{name!r} "
+                + (
+                    "is empty in every training row"
+                    if empty
+                    else "has one value in every training row"
+                )
+                + ": it cannot help any model.",
                 action=f"drop it: add {name!r} to data.features.drop",
                 evidence={"column": name, "value": str(counts.index[0]) if distinct else None},
             )

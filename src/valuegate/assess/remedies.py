@@ -26,10 +26,14 @@ def plan_remedies(
     done: list[dict[str, Any]] = []
 
     def drop_column(finding: Finding, remedy: str) -> None:
-        column = finding.subject
-        if column in features and column not in columns:
-            columns.append(column)
-        finding.status, finding.note = "remedied", f"{remedy}: dropped column {column!r}"
+        named = finding.columns
+        for column in named:
+            if column in features and column not in columns:
+                columns.append(column)
+        finding.status = "remedied"
+        finding.note = f"{remedy}: dropped column{'s' if len(named) > 1 else ''} " + ", ".join(
+            repr(c) for c in named
+        )
 
     def drop_rows(finding: Finding, remedy: str, splits=None) -> None:
         count = 0
@@ -37,22 +41,30 @@ def plan_remedies(
             if splits is None or split in splits:
                 rows.setdefault(split, set()).update(int(p) for p in positions)
                 count += len(positions)
-        finding.status, finding.note = "remedied", f"{remedy}: dropped {count:,} rows"
+        finding.status, finding.note = (
+            "remedied",
+            f"{remedy}: dropped {count:,} row{'' if count == 1 else 's'}",
+        )
 
     for finding in findings:
         if finding.status != "open":  # accepted: the user keeps it as it is
             continue
         kind = finding.kind
-        if remedies.drop_leaky_columns and (
-            (kind == "target_leakage" and finding.severity == "block")
-            or (kind == "post_outcome" and finding.severity == "block")
+        if (
+            remedies.drop_leaky_columns
+            and kind in ("target_leakage", "post_outcome", "combined_leakage")
+            and finding.severity == "block"
+            and finding.columns  # combined_leakage:quick_model names none: it stays blocking
         ):
             drop_column(finding, "drop_leaky_columns")
         elif remedies.drop_id_like_columns and kind == "id_like":
             drop_column(finding, "drop_id_like_columns")
-        elif remedies.drop_duplicates and finding.id in (
-            "duplicates:within_split",
-            "duplicates:cross_split",
+        elif remedies.drop_duplicates and (
+            finding.id == "duplicates:within_split"
+            # Identical feature vectors of distinct rows (a warning) stay: dropping them
+            # would make valid and test unlike production, where such profiles recur.
+            or (finding.id == "duplicates:cross_split" and finding.evidence.get("copies"))
+            or finding.id == "duplicates:shared_ids"
         ):
             drop_rows(finding, "drop_duplicates")
         elif remedies.drop_noisy_labels and finding.id == "label_noise:suspected":

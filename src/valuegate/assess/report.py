@@ -16,7 +16,7 @@ from valuegate.assess.findings import FINDING_KINDS, Finding
 CHECK_NAMES = {
     "schema": "Schema (columns and types)",
     "quality": "Missing values, constant, ID-like and high-cardinality columns",
-    "duplicates": "Duplicate rows and rows shared between splits",
+    "duplicates": "Duplicate rows, rows and ids shared between splits",
     "leakage": "Target leakage",
     "label_noise": "Label noise",
     "balance": "Class balance",
@@ -149,6 +149,9 @@ KEY_FIGURES = {
     "missing_cells_share": ("Empty feature cells", "{:.1%}"),
     "max_single_feature_auc": ("Best single feature, cross-validated ROC AUC", "{:.3f}"),
     "max_single_feature_r2": ("Best single feature, cross-validated R2", "{:.3f}"),
+    "quick_model_auc": ("Quick model on every feature, cross-validated ROC AUC", "{:.3f}"),
+    "quick_model_r2": ("Quick model on every feature, cross-validated R2", "{:.3f}"),
+    "cross_split_ids": ("Valid/test rows whose id is in an earlier split", "{:,}"),
     "label_noise_share": ("Training rows with an implausible label", "{:.1%}"),
     "positive_share": ("Positive class share", "{:.1%}"),
     "adversarial_auc": ("Train-vs-test classifier ROC AUC (0.5 = alike)", "{:.3f}"),
@@ -156,13 +159,56 @@ KEY_FIGURES = {
 }
 
 
+def _signed(text: str) -> str:
+    """No negative zero ('-0.000'): a figure that rounds to zero is zero."""
+    return text[1:] if text.startswith("-") and not any(c in "123456789" for c in text) else text
+
+
 def _key_figures(assessment: Assessment) -> str:
-    rows = [
-        f"<tr><td>{_e(label)}</td><td>{_e(fmt.format(assessment.figures[key]))}</td></tr>"
+    rows = []
+    honest = assessment.honest_estimate
+    if honest:
+        name = "ROC AUC" if honest["metric"] == "roc_auc" else "R2"
+        rows.append(
+            f"<tr><td><b>Honest estimate</b>: cross-validated {name} of a quick model on the "
+            f"{len(honest['features'])} features the models will see</td>"
+            f"<td><b>{honest['value']:.3f}</b></td></tr>"
+        )
+    rows += [
+        f"<tr><td>{_e(label)}</td><td>{_e(_signed(fmt.format(assessment.figures[key])))}</td></tr>"
         for key, (label, fmt) in KEY_FIGURES.items()
         if assessment.figures.get(key) is not None
     ]
     return "<h2>Key figures</h2><table>" + "".join(rows) + "</table>" if rows else ""
+
+
+def _leak_rounds(assessment: Assessment) -> str:
+    """One line per round of the quick model: what it reached and what was set aside."""
+    rounds = assessment.figures.get("leakage_rounds") or []
+    if not rounds:
+        return ""
+    metric = "auc" if "auc" in rounds[0] else "r2"
+    rows = []
+    for r in rounds:
+        value = r.get(metric)
+        without = ", ".join(
+            f"{_e(c)} {v:.3f}" for c, v in (r.get("without") or {}).items() if v is not None
+        )
+        rows.append(
+            f"<tr><td>{r['round']}</td><td>{r['features']}</td>"
+            f"<td>{'-' if value is None else f'{value:.3f}'}</td>"
+            f"<td>{_e(', '.join(r['set_aside_before']) or '-')}</td>"
+            f"<td>{_e(without) or '-'}</td><td>{_e(r.get('culprit') or '-')}</td></tr>"
+        )
+    return (
+        "<h2>Leak rounds</h2><p>A quick model on every feature not yet set aside (plus the "
+        "differences of time-column pairs); while it reaches the block level, the feature "
+        "whose removal brings it below at the least cost is the culprit, set aside, and the "
+        "rest checked again.</p><table><tr><th>round</th><th>features</th><th>"
+        + ("ROC AUC" if metric == "auc" else "R2")
+        + "</th><th>set aside before</th><th>without each top feature</th><th>culprit</th>"
+        "</tr>" + "".join(rows) + "</table>"
+    )
 
 
 def _finding(finding: Finding) -> str:
@@ -258,6 +304,7 @@ def render_html(assessment: Assessment, title: str, accept_file: str) -> str:
             + " (see the findings below for why).</div>"
         )
     parts.append(_key_figures(assessment))
+    parts.append(_leak_rounds(assessment))
     if assessment.remedies:
         parts.append(
             "<h2>Remedies applied</h2><ul>"

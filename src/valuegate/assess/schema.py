@@ -15,6 +15,7 @@ MAX_LEVELS_PARSED = 10_000  # mixed types are judged on the distinct values, at 
 
 def check_schema(data: AssessData) -> CheckResult:
     result = CheckResult()
+    _listed_twice(data, result)
     expected = data.expected_columns
     missing: dict[str, list[str]] = {}
     unexpected: dict[str, list[str]] = {}
@@ -46,7 +47,7 @@ def check_schema(data: AssessData) -> CheckResult:
                 evidence={"column": column, "splits": splits},
             )
         )
-    present = [c for c in data.features if c not in missing]
+    present = [c for c in dict.fromkeys(data.features) if c not in missing]
     for column in present:
         dtypes = {s: str(f[column].dtype) for s, f in data.splits.items()}
         if column in data.numeric:
@@ -75,7 +76,7 @@ def check_schema(data: AssessData) -> CheckResult:
                     evidence={"column": column, "dtypes": dtypes},
                 )
             )
-    for column in (c for c in data.categorical if c in present):
+    for column in (c for c in dict.fromkeys(data.categorical) if c in present):
         mixed = _mixed_numbers_and_text(data.splits["train"][column])
         if mixed is not None:
             result.findings.append(
@@ -91,6 +92,31 @@ def check_schema(data: AssessData) -> CheckResult:
                 )
             )
     return result
+
+
+def _listed_twice(data: AssessData, result: CheckResult) -> None:
+    """A feature named twice (in one list, or as both numeric and categorical) would be
+    read twice by every check and model, with two meanings in the second case."""
+    for column in dict.fromkeys(data.features):
+        numeric, categorical = data.numeric.count(column), data.categorical.count(column)
+        if numeric + categorical < 2:
+            continue
+        where = (
+            "both data.features.numeric and data.features.categorical"
+            if numeric and categorical
+            else f"data.features.{'numeric' if numeric else 'categorical'} "
+            f"{numeric + categorical} times"
+        )
+        result.findings.append(
+            Finding(
+                id=f"listed_twice:{column}",
+                severity="block",
+                title=f"Feature {column!r} is listed in {where}: a feature has one role, once.",
+                action=f"list {column!r} once, under data.features.numeric (numbers) or "
+                "data.features.categorical (levels)",
+                evidence={"column": column, "numeric": numeric, "categorical": categorical},
+            )
+        )
 
 
 def _mixed_numbers_and_text(column: pd.Series) -> dict | None:

@@ -12,7 +12,13 @@ import pandas as pd
 from scipy import stats
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import FIT_THREADS, AssessData, model_matrix, sample_positions
+from valuegate.assess.inputs import (
+    FIT_THREADS,
+    AssessData,
+    fmt,
+    model_matrix,
+    sample_positions,
+)
 from valuegate.config.schema import AssessConfig
 
 
@@ -80,7 +86,8 @@ def check_shift(
         if p < cfg.alpha and effect >= cfg.effect_warn:
             name = "KS statistic" if numeric else "Cramér's V"
             detail = (
-                f"train median {a[column].median():.4g}, test median {b[column].median():.4g}"
+                f"train median {fmt(a[column].median(), '.4g')}, test median "
+                f"{fmt(b[column].median(), '.4g')}"
                 if numeric
                 else "level shares differ"
             )

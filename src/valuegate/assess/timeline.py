@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from valuegate.assess.findings import CheckResult, Finding
-from valuegate.assess.inputs import AssessData
+from valuegate.assess.inputs import AssessData, plural
 from valuegate.config.schema import AssessConfig
 
 
@@ -41,7 +41,8 @@ def check_timeline(data: AssessData, config: AssessConfig) -> CheckResult:
             Finding(
                 id="timeline:missing_times",
                 severity="warn",
-                title=f"{sum(missing.values()):,} rows have no usable time in {column!r}.",
+                title=f"{plural(sum(missing.values()), 'row has', 'rows have')} no usable "
+                f"time in {column!r}.",
                 action=f"fill or drop them; check the format of {column!r}",
                 evidence={"column": column, "missing": missing},
                 example_rows={
@@ -82,7 +83,8 @@ def check_timeline(data: AssessData, config: AssessConfig) -> CheckResult:
                 Finding(
                     id="timeline:future_leak",
                     severity="warn",
-                    title=f"The {data.split_method} split trains on {later:,} rows "
+                    title=f"The {data.split_method} split trains on "
+                    f"{plural(later, 'row', 'rows')} "
                     f"({share:.0%} of train) dated after the earliest test row: models learn "
                     "from the future they are tested on, so test value is optimistic.",
                     action="set data.split.method: time (train oldest, test newest)",

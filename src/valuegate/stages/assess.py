@@ -31,7 +31,7 @@ from valuegate.stages.common import (
     METRICS,
     PREPARED,
     REPORTS,
-    read_schema,
+    check_data,
     read_splits,
     run_stage,
 )
@@ -113,6 +113,13 @@ def summary(assessment: Assessment) -> str:
         f"assess: {counts['block']} block, {counts['warn']} warn, {counts['info']} info "
         f"({counts['accepted']} accepted, {counts['remedied']} remedied); report: {REPORT_FILE}"
     )
+    honest = assessment.honest_estimate
+    if honest:
+        name = "ROC AUC" if honest["metric"] == "roc_auc" else "R2"
+        line += (
+            f"\nassess: honest estimate: {name} {honest['value']:.3f} (quick model, "
+            f"cross-validated on the {len(honest['features'])} features the models will see)"
+        )
     if assessment.remedies:
         line += "\nassess: remedies: " + "; ".join(
             f"{r['finding']} ({r['remedy']})" for r in assessment.remedies
@@ -122,7 +129,7 @@ def summary(assessment: Assessment) -> str:
 
 def main(argv: list[str]) -> None:
     config = load_params()
-    schema = read_schema(PREPARED)
+    schema = check_data(config, PREPARED)  # prepared from this config (contract B)
     splits = read_splits(PREPARED)
     assessment = assess(assess_data(splits, schema, config), config.assess, config.seed)
 
