@@ -375,7 +375,7 @@ def plain(project: Path, out: Path) -> None:
     from valuegate.config import load_params
     from valuegate.data import file_sha256, load_raw, prepare, target_vector
     from valuegate.evaluation import evaluate_models, test_report
-    from valuegate.gate import decide, gate_candidates, paired_bootstrap_uplift
+    from valuegate.gate import gate_candidates
     from valuegate.report import summary_table
     from valuegate.stages.assess import assess_data
     from valuegate.training import fit_model
@@ -418,9 +418,11 @@ def plain(project: Path, out: Path) -> None:
     roles: dict[str, str] = {}
     scores: dict[str, dict[str, Any]] = {"valid": {}, "test": {}}
     fit_seconds: dict[str, float] = {}
+    points: dict[str, dict[str, Any]] = {}  # fit.json's operating point (chosen out of fold)
 
     def fit(name: str, role: str, spec: Any) -> None:
         fitted = fit_model(name, role, spec, config, schema, splits)
+        points[name] = fitted.info["operating_point"]
         frame = fitted.predictions
         for split in ("valid", "test"):
             scores[split][name] = frame.loc[frame["split"] == split, "score"].to_numpy()
@@ -445,8 +447,11 @@ def plain(project: Path, out: Path) -> None:
         seed=config.seed,
         currency=config.objective.currency,
         period=config.objective.period,
+        points=points,
     )
-    evaluate_models(config, model, dict(roles), y_valid, dict(scores["valid"]), amount["valid"])
+    evaluate_models(
+        config, model, dict(roles), y_valid, dict(scores["valid"]), amount["valid"], points=points
+    )
     if config.gate.strict and not gate["passed"]:
         raise SystemExit("plain: no candidate passed the gate and gate.strict is true")
     part("gate")
@@ -463,33 +468,20 @@ def plain(project: Path, out: Path) -> None:
     part("tune")
 
     # evaluate
+    # the evaluate stage's calls: every model at its fixed point (the final one's interval
+    # is computed inside), then the final model once on test
     summary, _plots = evaluate_models(
-        config, model, roles, y_valid, scores["valid"], amount["valid"]
+        config, model, roles, y_valid, scores["valid"], amount["valid"], points=points
     )
-    final, baseline = summary["final_model"], summary["best_baseline"]
-    uplifts = paired_bootstrap_uplift(
-        model,
-        y_valid,
-        scores["valid"][final],
-        scores["valid"][baseline],
-        amount["valid"],
-        config.constraints,
-        n_resamples=config.gate.n_resamples,
-        seed=config.seed,
-    )
-    decide(
-        final,
-        baseline,
-        uplifts,
-        observed_uplift=summary["models"][final]["uplift"],
-        min_uplift=config.objective.min_uplift,
-        confidence=config.gate.confidence,
-        n_compared=1,
-        currency=config.objective.currency,
-        period=config.objective.period,
-    )
+    final = summary["final_model"]
     on_test = test_report(
-        config, model, summary["models"][final], y_test, scores["test"][final], amount["test"]
+        config,
+        model,
+        summary["models"][final],
+        y_test,
+        scores["test"][final],
+        amount["test"],
+        point=float(points[final]["value"]),
     )
     print(summary_table(summary))
     part("evaluate")

@@ -14,6 +14,7 @@ from valuegate.config.loading import validate
 from valuegate.config.schema import ModelSpec
 from valuegate.data import load_raw, prepare, target_vector
 from valuegate.models import build_pipeline
+from valuegate.row_lineage import lineage_record, to_npy
 
 
 def config():
@@ -47,8 +48,12 @@ def make_bundle(directory: Path, estimator: str = "xgboost", version: str = "v1"
         "figures": {"test": {"value_per_period": 1.0}},
         "data": {"name": cfg.data.name},
     }
+    # the row lineage, as the package stage records it
+    lineage, seen = lineage_record(splits, schema.id_column, "x", {"seed": cfg.seed})
+    manifest["row_lineage"] = lineage
+    files = {lineage["files"][which]: to_npy(rows) for which, rows in seen.items()}
     check = validate_chunk(pd.concat([splits["valid"], splits["test"]]), fields)[0]
-    save_bundle(directory, pipeline, manifest, check)
+    save_bundle(directory, pipeline, manifest, check, files)
     return pipeline, splits, schema
 
 

@@ -505,3 +505,30 @@ def test_the_planted_faults_example_finds_every_fault(tmp_path):
     html = out.read_text()
     assert "target_leakage:repaid_late" in html and "duplicates:cross_split" in html
     assert "Blocks the run" in html
+
+
+def test_two_assessments_of_the_same_data_write_identical_tracked_files(tmp_path, monkeypatch):
+    """Tracked outputs (cache: false in dvc.yaml) hold no timings: a second run of the same
+    data leaves git status and dvc.lock unchanged. Timings go to the untracked logs/."""
+    from valuegate.config import write_params
+    from valuegate.stages import assess as stage
+
+    raw = compose_config(ROOT / "conf")
+    write_params(raw, tmp_path / "params.yaml")
+    config = validate(raw)
+    splits, schema = prepare(load_raw(config.data, ROOT), config.data, config.seed, "x")
+    prepared = tmp_path / "data" / "prepared"
+    prepared.mkdir(parents=True)
+    for name, part in splits.items():
+        part.to_parquet(prepared / f"{name}.parquet", index=False)
+    (prepared / "schema.json").write_text(json.dumps(schema.to_dict()))
+    monkeypatch.chdir(tmp_path)
+    tracked = [stage.RECORD_FILE, stage.REPORT_FILE, stage.METRICS_FILE]
+    stage.main([])
+    first = [(tmp_path / p).read_bytes() for p in tracked]
+    stage.main([])
+    assert [(tmp_path / p).read_bytes() for p in tracked] == first
+    assert b"seconds" not in first[0] and b"seconds" not in first[2]
+    timings = json.loads((tmp_path / "logs" / "assess-timings.json").read_text())
+    assert set(timings["seconds"]) >= {"schema", "leakage", "honest_estimate"}
+    assert all(isinstance(v, float) for v in timings["seconds"].values())

@@ -262,3 +262,27 @@ def test_stage_writes_the_honest_estimate_for_the_deploy_gate(tmp_path, monkeypa
     assert honest["features"] == [*schema.numeric, *schema.categorical]
     assert metrics["honest_estimate"] == honest["value"]
     assert "Honest estimate" in (tmp_path / "reports" / "assessment.html").read_text()
+
+
+def test_distinct_ids_with_identical_profiles_within_a_split_are_noted_not_dropped():
+    """Distinct customers sharing one coded profile inside a split are not copies: an info
+    finding, and drop_duplicates keeps them; rows repeating the id too are copies."""
+    df = identical_profiles(4000, 2)
+    data = table_data(df, "churn", "yes", id_column="customer_id")
+    config = AssessConfig(n_folds=3, remedies={"drop_duplicates": True})
+    result = assess(data, config, seed=0)
+    within = by_id(result)["duplicates:within_split"]
+    assert within.severity == "info"
+    assert within.evidence["distinct_ids"] > 100  # 1% of rows warned before
+    assert "distinct cases with identical feature vectors" in within.title
+    assert result.figures["duplicate_rows"] == 0
+    assert all(len(r) == 0 for r in result.dropped_rows.values())
+
+    copied = pd.concat([df, df.iloc[[5, 6, 7]]], ignore_index=True)  # same ids: copies
+    copied = copied.iloc[np.r_[0:2000, 4000:4003, 2000:4000]].reset_index(drop=True)
+    result = assess(table_data(copied, "churn", "yes", id_column="customer_id"), config, seed=0)
+    within = by_id(result)["duplicates:within_split"]
+    assert within.evidence["repeats"] == {"train": 3, "valid": 0, "test": 0}
+    assert result.figures["duplicate_rows"] == 3
+    assert "'customer_id' included" in within.title and "distinct cases" in within.title
+    assert sorted(result.dropped_rows["train"].tolist()) == [2000, 2001, 2002]

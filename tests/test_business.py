@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from valuegate.business import BinaryValueModel, RegressionValueModel
+from valuegate.business import BinaryValueModel, RegressionValueModel, fixed_operating_point
+from valuegate.calibration import apply_calibration, fit_calibration
 from valuegate.config.schema import THRESHOLD_METRICS, parse_constraint
+
+ROOT = Path(__file__).resolve().parents[1]
 
 Y = np.array([1, 0, 1, 0])
 SCORES = np.array([0.9, 0.8, 0.3, 0.1])
@@ -142,3 +148,152 @@ def test_expected_value_of_a_decision_by_hand_and_scalar_equals_vector():
         model.expected_value(a, bool(b), c) for a, b, c in zip(p, flagged, amount, strict=True)
     ]
     assert np.allclose(vector, scalar)
+
+
+# --------------------------------------------------------------- operating points (issue 12)
+
+
+def test_the_operating_point_api_is_the_same_on_both_value_models():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    scores = rng.random(300)
+    binary = BinaryValueModel(
+        values={"tp": (5, 0), "fp": (-1, 0), "fn": (-3, 0), "tn": (2, 0)}, volume=10
+    )
+    assert binary.point_kind == "threshold" and binary.default_point == 0.5
+    per_case = binary.case_values_at(y, scores, 0.4)
+    assert per_case.mean() * 10 == pytest.approx(binary.value_at_point(y, scores, 0.4))
+    assert binary.value_at_point(y, scores, 0.4) == binary.value_at_threshold(y, scores, 0.4)
+    chosen = binary.choose_point(y, scores)
+    assert chosen.value == binary.choose_threshold(y, scores).value
+    at = binary.metrics_at_point(y, scores, 0.4)
+    flagged = scores >= 0.4
+    assert at["precision"] == pytest.approx(y[flagged].mean())
+    assert (
+        binary.metrics_at_point(y, scores, 2.0)["precision"]
+        != binary.metrics_at_point(y, scores, 2.0)["precision"]
+    )  # NaN: nothing flagged
+
+    regression = RegressionValueModel(under=3, over=1, tolerance=0.5, volume=10)
+    target = rng.normal(size=300)
+    pred = target + rng.normal(size=300)
+    assert regression.point_kind == "offset" and regression.default_point == 0.0
+    assert regression.value_at_point(target, pred, 0.3) == pytest.approx(
+        regression.value_per_period(target, pred + 0.3)
+    )
+    assert regression.case_values_at(target, pred, 0.3).mean() * 10 == pytest.approx(
+        regression.value_at_point(target, pred, 0.3)
+    )
+    assert regression.metrics_at_point(target, pred, 0.0)["mae"] == pytest.approx(
+        np.abs(pred - target).mean()
+    )
+    assert regression.decision_gain(pred) is None
+
+
+def test_break_even_probability_and_decision_gain():
+    credit = BinaryValueModel(
+        values={"tp": (0, 0), "fp": (0, 0), "fn": (-1500, 0), "tn": (300, 0)}, volume=2000
+    )
+    assert credit.break_even_probability() == pytest.approx(300 / 1800)
+    gain = credit.decision_gain(np.array([0.1, 300 / 1800, 0.5]))
+    assert gain[0] < 0 and gain[1] == pytest.approx(0) and gain[2] > 0
+    with_amount = BinaryValueModel(
+        values={"tp": (0, 0), "fp": (0, 0), "fn": (0, -1), "tn": (0, 0.1)}, volume=1
+    )
+    assert with_amount.break_even_probability() is None
+
+
+def test_fixed_operating_point_reports_its_uncertainty_and_the_dummy_acts():
+    rng = np.random.default_rng(3)
+    y = (rng.random(800) < 0.3).astype(float)
+    scores = np.clip(0.3 + 0.3 * (y - 0.3) + rng.normal(0, 0.15, 800), 0, 1)
+    credit = BinaryValueModel(
+        values={"tp": (0, 0), "fp": (0, 0), "fn": (-1500, 0), "tn": (300, 0)}, volume=2000
+    )
+    point = fixed_operating_point(credit, y, scores, n_resamples=60, seed=1)
+    low, high = point["interval"]
+    assert low <= point["value"] <= high
+    assert point["value_cost"] >= 0
+    assert point["acts"] is None and point["constraints_met"] is True
+    json.dumps(point)
+    dummy = fixed_operating_point(credit, y, np.full(800, 0.3), n_resamples=20)
+    # Rejecting everyone is worth 0; approving everyone loses money: the dummy acts always.
+    assert dummy["acts"] == "always"
+    impossible = [
+        parse_constraint("flag_rate >= 0.9", THRESHOLD_METRICS),
+        parse_constraint("precision >= 0.9", THRESHOLD_METRICS),
+    ]
+    refused = fixed_operating_point(credit, y, scores, None, impossible, n_resamples=20)
+    assert refused["constraints_met"] is False
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_calibration_turns_squashed_scores_into_probabilities(method):
+    rng = np.random.default_rng(5)
+    p_true = rng.uniform(0.02, 0.9, 4000)
+    y = (rng.random(4000) < p_true).astype(int)
+    squashed = 0.4 + 0.2 * p_true  # ranks right, far from a probability
+    calibration = fit_calibration(method, squashed, y)
+    json.dumps(calibration)
+    calibrated = apply_calibration(calibration, squashed)
+    assert np.all(np.diff(calibrated[np.argsort(squashed)]) >= -1e-12)  # order kept
+    assert np.abs(calibrated - p_true).mean() < 0.06
+    assert np.abs(squashed - p_true).mean() > 0.15
+    assert apply_calibration({"method": "none"}, squashed) is not None
+    np.testing.assert_array_equal(apply_calibration(None, squashed), squashed)
+    assert fit_calibration(method, np.full(50, 0.2), y[:50])["method"] == "constant"
+
+
+def test_fit_model_chooses_its_point_out_of_fold_and_scores_calibrated(compose):
+    """Contract C: fit.json holds the operating point, chosen on out-of-fold scores of the
+    training split (never on validation), and the calibration; predictions hold calibrated
+    scores, so score, threshold and expected value per decision agree."""
+    from valuegate.data import load_raw, prepare, target_vector
+    from valuegate.training import fit_model
+
+    config = compose("gate.cross_fit.folds=3", "gate.cross_fit.choice_resamples=30")
+    splits, schema = prepare(load_raw(config.data, ROOT), config.data, config.seed, "x")
+    fitted = fit_model("linear", "baseline", config.baseline["linear"], config, schema, splits)
+    point = fitted.info["operating_point"]
+    assert point["kind"] == "threshold"
+    assert point["rows"] == len(splits["train"])
+    assert "out-of-fold" in point["chosen_on"] and point["fold_kind"] == "kfold"
+    assert fitted.info["calibration"]["method"] == "isotonic"
+    assert point["flagged_against_expected_value"] == 0
+    assert point["kept_against_expected_value"] == 0
+    # At the objective's break-even probability (1/6): acting is worth it exactly above it.
+    assert point["value"] == pytest.approx(1 / 6)
+    valid = fitted.predictions.query("split == 'valid'")["score"].to_numpy()
+    y_valid = target_vector(splits["valid"], config.data)
+    assert abs(valid.mean() - y_valid.mean()) < 0.08  # calibrated: mean score ~ positive rate
+    dummy = fit_model("dummy", "baseline", config.baseline["dummy"], config, schema, splits)
+    assert dummy.info["operating_point"]["acts"] == "always"
+
+
+def test_a_bundle_scores_calibrated_like_its_predictions(tmp_path):
+    """Contract C: the service and batch scoring apply the manifest's calibration, so the
+    score the shipped threshold applies to is the one it was chosen on."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from valuegate.bundle import Bundle
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200)})
+    y = (frame["x"] + rng.normal(size=200) > 0).astype(int)
+    pipeline = make_pipeline(LogisticRegression()).fit(frame, y)
+    raw = pipeline.predict_proba(frame)[:, 1]
+    calibration = fit_calibration("isotonic", raw, y)
+    manifest = {
+        "model": {"task": "binary"},
+        "input": {"fields": [{"name": "x", "dtype": "float64"}]},
+        "calibration": calibration,
+    }
+    bundle = Bundle(tmp_path, manifest, pipeline, None, None)
+    np.testing.assert_allclose(bundle.score_frame(frame), apply_calibration(calibration, raw))
+    assert bundle.score_record({"x": 0.3}) == pytest.approx(
+        apply_calibration(calibration, pipeline.predict_proba(pd.DataFrame({"x": [0.3]}))[:, 1])[0]
+    )
+    uncalibrated = Bundle(tmp_path, {**manifest, "calibration": None}, pipeline, None, None)
+    np.testing.assert_allclose(uncalibrated.score_frame(frame), raw)

@@ -136,3 +136,55 @@ def test_cli_prints_config_errors_without_traceback(tmp_path: Path):
 def test_per_amount_values_need_an_amount_column(compose):
     message = problems(compose, "objective=german_credit_by_amount", "data.amount_column=null")
     assert "objective.outcomes.fn.per_amount is set but data.amount_column is null" in message
+
+
+def test_deep_validation_lists_every_bad_param_and_bound(compose):
+    from valuegate.config.loading import deep_validate
+
+    config = compose(
+        "model.xgboost.params.max_depth=-3",
+        "model.random_forest.params.max_features=sqr",
+        "model.hist_gradient_boosting.search_space.learning_rate.low=-1",
+        "model.hist_gradient_boosting.search_space.learning_rate.log=false",
+    )
+    with pytest.raises(ConfigError) as caught:
+        deep_validate(config, "test")
+    lines = str(caught.value).splitlines()
+    assert "(3 problems)" in lines[0]
+    assert any(
+        line.startswith("  - model.xgboost.params.max_depth: -3 is not valid") for line in lines
+    )
+    assert any("model.random_forest.params.max_features: 'sqr'" in line for line in lines)
+    assert any("model.hist_gradient_boosting.search_space.learning_rate" in line for line in lines)
+    deep_validate(compose(), "test", ROOT / "conf")  # the shipped config is fine
+
+
+def test_constraints_that_can_never_be_met_are_refused(compose):
+    with pytest.raises(ConfigError, match=r"'precision >= 1.01' can never be met"):
+        compose('objective.constraints=["precision >= 1.01"]')
+    with pytest.raises(ConfigError, match=r"'mae <= -1' can never be met: mae is always at"):
+        compose("+experiment=diabetes", 'objective.constraints=["mae <= -1"]')
+    # A bound at the edge is a no-op, not an error.
+    assert compose('objective.constraints=["recall >= 0"]').constraints[0].bound == 0
+
+
+def test_data_name_of_another_dataset_with_another_path_is_refused(compose):
+    from valuegate.config.loading import data_name_problems
+
+    assert data_name_problems(compose(), ROOT / "conf") == []
+    assert data_name_problems(compose("+experiment=diabetes"), ROOT / "conf") == []
+    (problem,) = data_name_problems(compose("data.path=data/raw/mine.csv"), ROOT / "conf")
+    assert problem.startswith("data.name: 'german_credit' is the name of conf/data/german_")
+    assert "data.name=mine" in problem and "models/registry" in problem
+
+
+def test_yaml_error_in_conf_names_file_line_and_column(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    path = conf / "gate" / "default.yaml"
+    path.write_text(path.read_text() + "strict:\n\tfalse\n")
+    with pytest.raises(ConfigError) as caught:
+        compose_config(conf)
+    message = str(caught.value)
+    assert "conf/gate/default.yaml:" in message and "tab" in message
+    assert "Traceback" not in message

@@ -105,3 +105,32 @@ def test_time_split_keeps_order(compose, credit):
     assert splits["train"]["applied"].max() < splits["valid"]["applied"].min()
     assert splits["valid"]["applied"].max() < splits["test"]["applied"].min()
     assert "applied" not in _.features
+
+
+def test_hist_gradient_boosting_trains_on_a_10000_level_categorical():
+    """Native categorical splits take at most 255 levels: rarer levels share one code."""
+    import numpy as np
+    import pandas as pd
+
+    from valuegate.config.schema import ModelSpec
+    from valuegate.models import build_pipeline, predict_scores
+
+    rng = np.random.default_rng(0)
+    rows = 20_000
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=rows),
+            "code": [f"c{i}" for i in rng.integers(0, 10_000, rows)],
+        }
+    )
+    frame.loc[::50, "code"] = np.nan
+    y = (frame["x"] + rng.normal(size=rows) > 0).astype(int).to_numpy()
+    spec = ModelSpec(estimator="hist_gradient_boosting", params={"max_iter": 5})
+    pipeline = build_pipeline("model.hgb", spec, "binary", ["x"], ["code"], 0)
+    pipeline.fit(frame, y)
+    encoder = pipeline.named_steps["preprocess"].named_transformers_["categorical"]
+    assert len(encoder.categories_[0]) > 255  # every level seen ...
+    codes = encoder.transform(frame[["code"]])
+    assert np.nanmax(codes) <= 254  # ... encoded into at most 255 levels
+    unseen = pd.DataFrame({"x": [0.0], "code": ["never-seen"]})
+    assert np.isfinite(predict_scores(pipeline, unseen, "binary")).all()

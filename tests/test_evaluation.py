@@ -1,13 +1,16 @@
-"""Which model goes forward: the most valuable of the baselines and the models allowed
-forward (tuned, else untuned candidates), on the validation split."""
+"""Which model goes forward (`gate.final_model`), valued at fixed out-of-fold operating
+points on the validation split, and what the records say about it."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 from valuegate.business import value_model
-from valuegate.evaluation import evaluate_models
+from valuegate.evaluation import evaluate_models, lean_metrics
+from valuegate.report import summary_table
 
 ROLES = {"dummy": "baseline", "linear": "baseline", "xgboost": "candidate"}
 
@@ -21,39 +24,104 @@ def labelled():
     return y, sharp, blurred
 
 
-def run(compose, roles, predictions, y):
-    config = compose("data.amount_column=null")
-    summary, _ = evaluate_models(config, value_model(config), roles, y, predictions)
+def points_for(config, y, predictions):
+    """Each model's point as fit.json holds it: chosen on another draw of the same rows
+    (here: the same rows, to keep the fixture small; the rule under test is the same)."""
+    model = value_model(config)
+    out = {}
+    for name, pred in predictions.items():
+        point = model.choose_point(y, pred, None, config.constraints)
+        acts = None
+        if len(np.unique(pred)) == 1:
+            acts = "always" if pred[0] >= point.value else "never"
+        out[name] = {"value": point.value, "constraints_met": point.constraints_met, "acts": acts}
+    return out
+
+
+def run(compose, roles, predictions, y, *overrides):
+    config = compose("data.amount_column=null", "gate.n_resamples=200", *overrides)
+    summary, _ = evaluate_models(
+        config,
+        value_model(config),
+        roles,
+        y,
+        predictions,
+        points=points_for(config, y, predictions),
+    )
     return summary
 
 
-def test_a_baseline_that_earns_more_than_every_candidate_goes_forward(compose, labelled):
-    y, sharp, blurred = labelled
-    predictions = {"dummy": np.full(y.size, 0.3), "linear": sharp, "xgboost": blurred}
-    summary = run(compose, ROLES, predictions, y)
+def test_the_best_baseline_goes_forward_unless_a_candidate_passes_the_gate(compose, labelled):
+    """Issue 11 item 5: a gate-refused candidate went forward over the linear baseline
+    because it looked more valuable on validation. Here the candidate earns a little more
+    than linear on validation, not enough to pass the gate: linear goes forward."""
+    y, sharp, _ = labelled
+    rng = np.random.default_rng(1)
+    a_bit_worse = np.clip(sharp + rng.normal(0, 0.25, y.size), 0, 1)
+    predictions = {"dummy": np.full(y.size, 0.3), "linear": a_bit_worse, "xgboost": sharp}
+    summary = run(compose, ROLES, predictions, y, "objective.min_uplift=1000000")
     models = summary["models"]
-    assert models["linear"]["value_per_period"] > models["xgboost"]["value_per_period"]
-    assert summary["best_candidate"] == "xgboost"
+    assert models["xgboost"]["value_per_period"] > models["linear"]["value_per_period"]
+    assert models["xgboost"]["gate_passed"] is False
+    assert models["xgboost"]["uplift_matters"] is False  # refused: it does not matter
     assert summary["final_model"] == "linear"
-    assert summary["final_reason"].startswith("linear (baseline) goes forward")
-    assert "xgboost" in summary["final_reason"]
+    assert summary["final_reason"].startswith("linear (baseline) goes forward: no candidate")
+    # Issue 11 item 7: the table said "at or above the N that matters" for a refused one.
+    line = summary_table(summary).splitlines()[-1]
+    assert line.startswith("Best candidate xgboost:")
+    assert "the gate refused it" in line and "at or above" not in line
+    # The explicit option keeps the old rule.
+    most = run(
+        compose,
+        ROLES,
+        predictions,
+        y,
+        "objective.min_uplift=1000000",
+        "gate.final_model=most_valuable",
+    )
+    assert most["final_model"] == "xgboost"
 
 
-def test_a_candidate_that_earns_more_goes_forward(compose, labelled):
+def test_a_candidate_that_passes_goes_forward(compose, labelled):
     y, sharp, blurred = labelled
     predictions = {"dummy": np.full(y.size, 0.3), "linear": blurred, "xgboost": sharp}
-    summary = run(compose, ROLES, predictions, y)
+    summary = run(compose, ROLES, predictions, y, "objective.min_uplift=0")
+    assert summary["models"]["xgboost"]["gate_passed"] is True
+    assert summary["models"]["xgboost"]["uplift_matters"] is True
     assert summary["final_model"] == "xgboost"
     assert summary["final_reason"].startswith("xgboost (candidate) goes forward")
 
 
-def test_tuned_models_replace_untuned_candidates_and_a_tie_goes_to_the_baseline(compose, labelled):
+def test_a_tuned_model_replaces_its_candidate_only_when_better_on_validation(compose, labelled):
     y, sharp, blurred = labelled
     roles = {**ROLES, "xgboost_tuned": "tuned"}
-    # The untuned candidate is the best, but once tuning ran only tuned models go forward.
+    good = np.clip(sharp + np.random.default_rng(2).normal(0, 0.2, y.size), 0, 1)
+    predictions = {"dummy": np.full(y.size, 0.3), "linear": blurred, "xgboost": good}
+    worse = run(compose, roles, {**predictions, "xgboost_tuned": blurred.copy()}, y)
+    assert worse["final_model"] == "xgboost"
+    assert "so the untuned one stays" in worse["final_reason"]
+    tuned = run(compose, roles, {**predictions, "xgboost_tuned": sharp.copy()}, y)
+    assert tuned["final_model"] == "xgboost_tuned"
+    final = tuned["final_interval"]
+    assert final["interval_adjusted_for"] == 2  # picked from xgboost and xgboost_tuned
+    assert final["picked_from"] == ["xgboost", "xgboost_tuned"]
+    assert final["value_ci_lower"] <= tuned["models"]["xgboost_tuned"]["value_per_period"]
+
+
+def test_the_dummy_gets_no_threshold_and_records_hold_no_nan(compose, labelled):
+    y, sharp, blurred = labelled
     predictions = {"dummy": np.full(y.size, 0.3), "linear": blurred, "xgboost": sharp}
-    summary = run(compose, roles, {**predictions, "xgboost_tuned": blurred.copy()}, y)
-    assert summary["final_model"] == "linear"  # tuned == linear in value: the baseline wins
-    assert "as much as (a tie goes to the simpler model)" in summary["final_reason"]
-    summary = run(compose, roles, {**predictions, "xgboost_tuned": sharp.copy()}, y)
-    assert summary["final_model"] == "xgboost_tuned"
+    summary = run(compose, ROLES, predictions, y)
+    dummy = summary["models"]["dummy"]
+    assert "threshold" not in dummy
+    assert dummy["acts"] in ("always", "never")
+    # Acting on no case leaves precision undefined: null in the record, left out of
+    # metrics/evaluate.json, never NaN.
+    never = {**predictions, "xgboost": np.zeros(y.size)}  # one score: acts always or never
+    summary = run(compose, ROLES, never, y)
+    summary["final"] = None
+    text = json.dumps(summary["models"])
+    assert "NaN" not in text
+    lean = lean_metrics(summary)
+    assert "NaN" not in json.dumps(lean)
+    assert all(v is not None for record in lean["models"].values() for v in record.values())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import tool_env
@@ -133,22 +134,41 @@ def test_metrics_add_up_every_workers_requests(served_root, tmp_path):
     assert "valuegate_decisions_total" in text
 
 
+def _known(prop: dict) -> list:
+    """The enum of known categories in a field's schema (inside anyOf, maybe nullable)."""
+    out = []
+    for choice in prop.get("anyOf", [prop]):
+        out += _known(choice) if "anyOf" in choice else choice.get("enum", [])
+    return out
+
+
 def test_openapi_shows_real_fields_and_categories(server):
     base, _, _ = server
     spec = httpx.get(f"{base}/openapi.json").json()
     record = spec["components"]["schemas"]["Record"]
-    assert record["properties"]["credit_amount"]["type"] == "number"
-    assert "radio/television" in record["properties"]["purpose"]["enum"]
-    assert "purpose" in record["required"]
+    assert {"type": "number"}.items() <= record["properties"]["credit_amount"]["anyOf"][0].items()
+    assert "radio/television" in _known(record["properties"]["purpose"])
+    assert "purpose" in record["required"] and "credit_amount" in record["required"]
 
 
 def test_bad_input_is_422_naming_the_field(server):
     base, _, _ = server
     row = records(1)[0]
-    bad = httpx.post(f"{base}/predict", json={**row, "purpose": "spaceship"}, headers=AUTH)
-    assert bad.status_code == 422
-    detail = bad.json()["detail"][0]
-    assert detail["loc"][-1] == "purpose" and "radio/television" in detail["msg"]
+    for field, value in [("credit_amount", True), ("credit_amount", 1e308), ("purpose", False),
+                         ("credit_amount", "12"), ("purpose", 2.5)]:  # fmt: skip
+        bad = httpx.post(f"{base}/predict", json={**row, field: value}, headers=AUTH)
+        assert bad.status_code == 422, (field, value, bad.text)
+        assert [d["loc"] for d in bad.json()["detail"]] == [["body", field]], bad.text
+    many = httpx.post(f"{base}/predict", json=[row, {**row, "age_in_years": True}], headers=AUTH)
+    assert [d["loc"] for d in many.json()["detail"]] == [["body", "1", "age_in_years"]]
+    plain = httpx.post(
+        f"{base}/predict", content=json.dumps(row), headers={**AUTH, "content-type": "text/plain"}
+    )
+    assert plain.status_code == 415 and "application/json" in plain.json()["detail"]
+    bare = httpx.post(f"{base}/predict", content=json.dumps(row).encode(), headers=AUTH)
+    assert bare.status_code == 415
+    charset = {**AUTH, "content-type": "application/json; charset=utf-8"}
+    assert httpx.post(f"{base}/predict", content=json.dumps(row), headers=charset).is_success
     nan = httpx.post(
         f"{base}/predict",
         content=json.dumps({**row, "credit_amount": float("nan")}),
@@ -268,3 +288,70 @@ def test_a_killed_writer_loses_at_most_the_request_in_flight(tmp_path):
     assert requests == {f"r{i}" for i in range(len(requests))}
     assert len(rows) == 2 * len(requests)
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# --------------------------------------------------------------------------- the service
+# agrees with batch scoring (in-process: the same app `valuegate serve` runs)
+
+
+@pytest.fixture(scope="module")
+def synth_client(tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    from tests.test_scoring_inputs import SYNTH, build, write_synth
+    from valuegate.serving.app import create_app
+
+    root = tmp_path_factory.mktemp("synth_serve")
+    write_synth(root / "synth.csv")
+    bundle = build(root, SYNTH)[0]
+    with TestClient(create_app(bundle)) as client:
+        yield client, bundle, root
+
+
+def test_service_takes_integer_codes_gaps_and_unseen_levels_as_batch_does(synth_client, tmp_path):
+    from valuegate.serving.batch import predict_file
+
+    client, bundle, root = synth_client
+    typed = pd.read_csv(root / "synth.csv").head(12).drop(columns=["label"])
+    typed["region_code"] = typed["region_code"].astype("Int64")  # JSON integers: 7, not 7.0
+    typed["branch"] = typed["branch"].astype(int)
+    typed.loc[0, "channel"] = "kiosk"  # unseen
+    typed.loc[1, "channel"] = None  # training had no gaps here
+    typed.loc[2, "age"] = None
+    typed.loc[3, "region_code"] = 99  # an unseen code
+    body = json.loads(typed.to_json(orient="records"))
+    assert isinstance(body[4]["region_code"], int | None) and isinstance(body[4]["branch"], int)
+    response = client.post("/predict", json=body)
+    assert response.status_code == 200, response.text
+    served = [p["score"] for p in response.json()["predictions"]]
+    typed.to_csv(tmp_path / "in.csv", index=False)
+    predict_file(bundle, tmp_path / "in.csv", tmp_path / "out.parquet", on_error="fail")
+    assert served == pd.read_parquet(tmp_path / "out.parquet")["score"].tolist()
+    # a code as text scores as the code
+    one = {**body[5], "region_code": 7}
+    as_text = client.post("/predict", json={**one, "region_code": "7"}).json()["score"]
+    assert client.post("/predict", json=one).json()["score"] == as_text
+    metrics = client.get("/metrics").text
+    assert 'valuegate_unseen_categories_total{field="channel"} 1.0' in metrics
+    assert 'valuegate_unseen_categories_total{field="region_code"} 1.0' in metrics
+    assert 'valuegate_missing_not_in_training_total{field="channel"} 1.0' in metrics
+    assert 'valuegate_missing_not_in_training_total{field="age"} 1.0' in metrics
+    # every key is still required: a forgotten field is a 422, not an imputed value
+    partial = {k: v for k, v in body[5].items() if k != "age"}
+    missing = client.post("/predict", json=partial)
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "age"]
+
+
+def test_docs_list_integer_codes_sorted_naturally(synth_client):
+    client, _bundle, _root = synth_client
+    spec = client.get("/openapi.json").json()
+    branch = spec["components"]["schemas"]["Record"]["properties"]["branch"]
+    assert _known(branch) == [str(i) for i in range(1, 31)] + list(range(1, 31))
+    record = {"grade": "A", "region_code": 7, "branch": 10, "channel": "web", "income": 3000.0,
+              "age": 40}  # fmt: skip
+    assert client.post("/predict", json=record).status_code == 200
+    for value in (3.4e38, -3.4e38):
+        assert client.post("/predict", json={**record, "income": value}).status_code == 200
+    for value in (3.5e38, 1e308):
+        refused = client.post("/predict", json={**record, "income": value})
+        assert refused.status_code == 422 and "float32" in refused.json()["detail"][0]["msg"]

@@ -226,7 +226,8 @@ def test_fold_values_are_reported_only_to_a_study_that_prunes(pruning: bool):
     import pandas as pd
 
     from valuegate.business import BinaryValueModel
-    from valuegate.tuning import TuningProblem, make_folds
+    from valuegate.folds import make_folds
+    from valuegate.tuning import TuningProblem
 
     rng = np.random.default_rng(0)
     features = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
@@ -258,3 +259,111 @@ def test_fold_values_are_reported_only_to_a_study_that_prunes(pruning: bool):
     run_study(study, problem.objective, 2, None, StopOnValue(0, 10**9))
     reported = [len(t.intermediate_values) for t in study.get_trials()]
     assert reported == ([3, 3] if pruning else [0, 0])
+
+
+def drifting_table(rows: int = 4000, seed: int = 3):
+    """Rows in time order whose share of bad cases moves from week to week (a regime the
+    features do not show); `era`, a clock, lets a model look it up from neighbouring rows,
+    which only works for rows between training rows, never for the next period."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    week = np.arange(rows) // 50
+    regime = rng.normal(scale=2.0, size=week.max() + 1)[week]
+    bad = rng.random(rows) < 1 / (1 + np.exp(-(x + regime - 1.0)))
+    return pd.DataFrame(
+        {
+            "when": pd.date_range("2020-01-01", periods=rows, freq="h").astype(str),
+            "x": x,
+            "era": np.arange(rows) / rows,
+            "label": np.where(bad, "bad", "good"),
+        }
+    )
+
+
+def test_time_split_tunes_on_forward_chaining_folds_that_do_not_overstate(compose):
+    """Shuffled K-fold lets a model learn the drift from rows on both sides of each test
+    row and overstates what it earns on the next period; forward-chaining folds do not."""
+    import numpy as np
+    import pandas as pd
+
+    from valuegate.data import prepare
+    from valuegate.folds import make_folds
+    from valuegate.tuning import build_problem
+
+    config = compose(
+        "data.path=x.csv",
+        "data.target=label",
+        "data.time_column=when",
+        "data.amount_column=null",
+        "data.split.method=time",
+        "data.split.train=0.75",
+        "data.split.valid=0.125",
+        "data.split.test=0.125",
+        "model=random_forest",
+        "model.random_forest.params.n_estimators=40",
+    )
+    splits, schema = prepare(drifting_table(), config.data, config.seed, "")
+    train, valid = splits["train"], splits["valid"]
+    problem = build_problem(config, schema, train, "random_forest")
+    assert problem.fold_kind == "time"
+    for train_idx, test_idx in problem.folds:
+        assert train_idx.max() < test_idx.min()  # no test row precedes its training rows
+    spec = problem.params_for({})
+
+    def cv_value(folds) -> float:
+        return float(np.mean([problem.fold_value(spec, fold) for fold in folds]))
+
+    forward = cv_value(problem.folds)
+    shuffled = cv_value(make_folds(problem.y, "binary", config.tune.n_folds, config.seed))
+    # What the model earns on the period after its training rows (the validation split).
+    both = build_problem(
+        config, schema, pd.concat([train, valid], ignore_index=True), "random_forest"
+    )
+    future = both.fold_value(spec, (np.arange(len(train)), len(train) + np.arange(len(valid))))
+    # Measured: shuffled 118,800, forward-chaining 42,240, next period 0 EUR/month.
+    assert shuffled - future > 2 * abs(forward - future)
+    assert shuffled > forward
+
+
+def test_repeated_ids_tune_on_grouped_folds(compose):
+    import numpy as np
+
+    from valuegate.data import prepare
+    from valuegate.tuning import build_problem
+
+    frame = drifting_table(600).drop(columns="when")
+    frame["customer"] = np.arange(600) // 3  # three rows per customer
+    config = compose(
+        "data.path=x.csv",
+        "data.target=label",
+        "data.id_column=customer",
+        "data.amount_column=null",
+        "model=random_forest",
+    )
+    splits, schema = prepare(frame, config.data, config.seed, "")
+    problem = build_problem(config, schema, splits["train"], "random_forest")
+    assert problem.fold_kind == "group"
+    ids = splits["train"]["customer"].to_numpy()
+    for train_idx, test_idx in problem.folds:
+        assert not set(ids[train_idx]) & set(ids[test_idx])
+
+
+def test_the_tuning_record_says_what_stopping_on_value_means():
+    """Issue 12: the rule fires on noise; the record must not read as 'optimum found'."""
+    import pandas as pd
+
+    from valuegate.tuning import StudyResult, stop_rule_meaning
+
+    text = stop_rule_meaning(1000, 15, "EUR/month")
+    assert "no trial improved the best cross-validated value by at least 1,000 EUR/month" in text
+    assert "in 15 consecutive trials" in text
+    assert "does not mean tuning found the optimum" in text
+    result = StudyResult(
+        "x", "s", False, "stop_on_value: ...", 1.0, {}, 1, 0, 0, 2.0, pd.DataFrame()
+    )
+    result.stop_rule, result.folds = text, {"kind": "time", "n_folds": 5, "how": "..."}
+    summary = result.summary()
+    assert summary["stop_rule"] == text and summary["folds"]["kind"] == "time"

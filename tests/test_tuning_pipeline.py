@@ -140,12 +140,44 @@ def test_cli_sweep_runs_when_the_gate_passed(tuned_project: Path):
         ],
         tuned_project,
     )
-    summary = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+    summary = json.loads(result.stdout[: result.stdout.index("To train with")])
     assert summary["forced"] is False
     assert summary["trials_complete"] + summary["trials_pruned"] == 3
     assert set(summary["best_params"]) == {"max_depth", "learning_rate"}
     assert 2 <= summary["best_params"]["max_depth"] <= 3  # the override narrowed the range
-    assert "dvc exp run -S model.xgboost.params.max_depth=" in result.stdout
+    line = next(x for x in result.stdout.splitlines() if x.startswith("To train with"))
+    assert "-S model.xgboost.params.max_depth=" in line
+    # Every override the user gave is kept, quoted for the shell.
+    assert "-S data.name=xor" in line and "-S tune.n_trials=3" in line
+    assert "-S '+model.xgboost.search_space={max_depth:" in line
+
+
+def test_cli_sweep_keeps_an_experiment_preset_in_the_printed_command():
+    from valuegate.cli import pipeline_command
+
+    line = pipeline_command(
+        ["+experiment=diabetes", "model=xgboost", "model.xgboost.params.max_depth=3"],
+        {"max_depth": 5},
+        "xgboost",
+    )
+    assert line == (
+        "dvc exp run -S +experiment=diabetes -S model=xgboost -S model.xgboost.params.max_depth=5"
+    )
+
+
+def test_cli_sweep_with_another_experiment_refuses_in_one_line(tuned_project: Path):
+    """It composes its own config and refuses data and a gate record made from another."""
+    cli = [sys.executable, "-m", "valuegate.cli", "tune"]
+    result = run([*cli, "+experiment=diabetes", "model=xgboost"], tuned_project, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "data/assessed was prepared from another config (data differs" in result.stderr
+    assert "dvc exp run -S +experiment=diabetes -S model=xgboost" in result.stderr
+    # Same data, another objective: the gate's record does not apply.
+    result = run([*cli, *SETTINGS, "objective.volume=123"], tuned_project, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "metrics/gate.json was produced from another config/data (objective differs)" in (
+        result.stderr
+    )
 
 
 def test_two_worker_processes_finish_exactly_the_requested_trials(tuned_project: Path):
@@ -163,3 +195,21 @@ def test_two_worker_processes_finish_exactly_the_requested_trials(tuned_project:
     assert len(finished) == 40
     assert len({t.number for t in finished}) == 40
     assert {t.user_attrs.get("worker") for t in finished} == {0, 1}
+
+
+def test_a_new_split_after_tuning_reruns_cleanly(tmp_path: Path):
+    """After a run that tuned, a run with other split fractions and seed used to fail in
+    the gate (the old tune record listed tuned models scored on the old split)."""
+    project = copy_project(tmp_path / "project")
+    write_xor(project)
+    run(["git", "add", "data/raw/xor.csv"], project)
+    run(["dvc", "exp", "run", *sets("tune.n_trials=2")], project)
+    first = json.loads((project / "metrics" / "tune.json").read_text())
+    assert first["studies"]["xgboost"]["folds"]["kind"] == "kfold"
+    new_split = ("seed=7", "data.split.train=0.5", "data.split.valid=0.3", "tune.n_trials=2")
+    run(["dvc", "exp", "run", *sets(*new_split)], project)
+    gate = json.loads((project / "metrics" / "gate.json").read_text())
+    assert gate["rows"] == 450  # 30% of 1,500: the new split was gated
+    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    assert tune["lineage"]["rows"] == gate["lineage"]["rows"] != first["lineage"]["rows"]
+    run(["dvc", "repro"], project)  # nothing stale left behind: plain repro is clean too

@@ -220,6 +220,70 @@ class BinaryValueModel:
             metrics={name: float(series[pick]) for name, series in metrics.items()},
         )
 
+    # ------------------------------------------------------------ the operating-point API
+    # The same names on both value models, so callers (training, gate, evaluation) never
+    # branch on the kind of task. A binary model's point is a threshold on the score.
+    point_kind = "threshold"
+    default_point = 0.5
+
+    def choose_point(
+        self,
+        y_true: Any,
+        scores: Any,
+        amount: Any | None = None,
+        constraints: list[Constraint] | tuple[Constraint, ...] = (),
+        n_candidates: int | None = None,
+    ) -> OperatingPoint:
+        """`choose_threshold` (every distinct score is a candidate; `n_candidates` unused)."""
+        return self.choose_threshold(y_true, scores, amount, constraints)
+
+    def case_values_at(
+        self, y_true: Any, scores: Any, point: float, amount: Any | None = None
+    ) -> np.ndarray:
+        """Value of each case (currency), shape (n,), flagging `score >= point`."""
+        return self.case_values(y_true, _as_float_array(scores, "scores") >= point, amount)
+
+    def value_at_point(
+        self, y_true: Any, scores: Any, point: float, amount: Any | None = None
+    ) -> float:
+        """Value per period at a fixed threshold (currency per period)."""
+        return self.value_at_threshold(y_true, scores, point, amount)
+
+    def metrics_at_point(
+        self, y_true: Any, scores: Any, point: float, amount: Any | None = None
+    ) -> dict[str, float]:
+        """Threshold metrics (precision, recall, ...) at a fixed threshold; NaN if undefined."""
+        y = _as_float_array(y_true, "y_true").astype(bool)
+        flagged = _as_float_array(scores, "scores") >= point
+        counts = {
+            "tp": np.array([np.sum(flagged & y)]),
+            "fp": np.array([np.sum(flagged & ~y)]),
+            "fn": np.array([np.sum(~flagged & y)]),
+            "tn": np.array([np.sum(~flagged & ~y)]),
+        }
+        return {k: float(v[0]) for k, v in threshold_metrics(counts).items()}
+
+    def decision_gain(self, probability: Any, amount: Any | None = None) -> np.ndarray:
+        """Expected value of acting minus not acting, per case (currency), shape (n,), for
+        the probability (n,) of the positive class: acting is worth it where this is > 0."""
+        p = _as_float_array(probability, "probability")
+        n = len(p)
+        return self.expected_case_values(p, np.ones(n), amount) - self.expected_case_values(
+            p, np.zeros(n), amount
+        )
+
+    def break_even_probability(self) -> float | None:
+        """The probability above which acting is worth more than not acting, when the
+        outcomes do not depend on the amount (else None: it differs per case)."""
+        if any(per_amount != 0 for _fixed, per_amount in self.values.values()):
+            return None
+        gain_if_positive = self.values["tp"][0] - self.values["fn"][0]
+        loss_if_negative = self.values["tn"][0] - self.values["fp"][0]
+        total = gain_if_positive + loss_if_negative
+        if total <= 0:
+            return None  # acting never (or always) pays: no break-even inside (0, 1)
+        return float(loss_if_negative / total)
+
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -313,6 +377,48 @@ class RegressionValueModel:
             metrics=metrics_by_offset[pick],
         )
 
+    # ------------------------------------------------------------ the operating-point API
+    # A regression model's point is an additive offset to the predictions (target units).
+    point_kind = "offset"
+    default_point = 0.0
+
+    def choose_point(
+        self,
+        y_true: Any,
+        y_pred: Any,
+        amount: Any | None = None,
+        constraints: list[Constraint] | tuple[Constraint, ...] = (),
+        n_candidates: int | None = None,
+    ) -> OperatingPoint:
+        """`choose_offset` (`amount` unused: the cost does not depend on it)."""
+        return self.choose_offset(y_true, y_pred, constraints, n_candidates or 201)
+
+    def case_values_at(
+        self, y_true: Any, y_pred: Any, point: float, amount: Any | None = None
+    ) -> np.ndarray:
+        """Value of each case (currency, <= 0), shape (n,), predictions shifted by `point`."""
+        return self.case_values(y_true, _as_float_array(y_pred, "y_pred") + point)
+
+    def value_at_point(
+        self, y_true: Any, y_pred: Any, point: float, amount: Any | None = None
+    ) -> float:
+        """Value per period at a fixed offset (currency per period)."""
+        return self.value_per_period(y_true, _as_float_array(y_pred, "y_pred") + point)
+
+    def metrics_at_point(
+        self, y_true: Any, y_pred: Any, point: float, amount: Any | None = None
+    ) -> dict[str, float]:
+        """MAE, RMSE, R2 of the shifted predictions."""
+        y = _as_float_array(y_true, "y_true")
+        return regression_metrics(y, _as_float_array(y_pred, "y_pred") + point)
+
+    def decision_gain(self, probability: Any, amount: Any | None = None) -> None:
+        """No act / not-act decision in regression."""
+        return None
+
+    def break_even_probability(self) -> None:
+        return None
+
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """MAE, RMSE and R2 (target units)."""
@@ -327,6 +433,66 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 
 
 ValueModel = BinaryValueModel | RegressionValueModel
+
+
+def fixed_operating_point(
+    model: ValueModel,
+    y_true: Any,
+    pred: Any,
+    amount: Any | None = None,
+    constraints: list[Constraint] | tuple[Constraint, ...] = (),
+    n_resamples: int = 200,
+    seed: int = 0,
+    interval: float = 0.9,
+) -> dict[str, Any]:
+    """Choose a model's operating point on out-of-fold rows, once, and say how sure it is.
+
+    `y_true`, `pred` (calibrated scores or predictions), `amount`: shape (n,), the rows the
+    point is chosen on (never the rows that later value it). Returns the JSON-ready record
+    kept in fit.json (`operating_point`): `kind`, `value` (the threshold / offset that is
+    then fixed), `constraints_met` (False: no point meets them on these rows, the model
+    fails them), `value_per_period` on these rows at that point (optimistic: chosen here),
+    `metrics` there, and the choice's uncertainty: the point is chosen again on
+    `n_resamples` bootstrap resamples of the rows; `interval` holds the central `interval`
+    share of those choices and `value_cost` is how much less the rows are worth (currency
+    per period) at the worse end of that interval than at the chosen point.
+
+    A model with a single score (a dummy) has no real threshold: it acts on every case or on
+    none; `acts` says which ("always" / "never"), else it is None.
+    """
+    y = _as_float_array(y_true, "y_true")
+    p = _as_float_array(pred, "pred")
+    amounts = None if amount is None else _as_float_array(amount, "amount")
+    point = model.choose_point(y, p, amounts, constraints)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    choices = np.empty(n_resamples)
+    for r in range(n_resamples):
+        idx = rng.integers(0, n, size=n)
+        # 51 offsets per resample (regression): the value near the optimum is flat.
+        choices[r] = model.choose_point(
+            y[idx], p[idx], None if amounts is None else amounts[idx], constraints, 51
+        ).value
+    tail = (1.0 - interval) / 2.0
+    low, high = (float(v) for v in np.quantile(choices, [tail, 1.0 - tail]))
+    worst = min(model.value_at_point(y, p, v, amounts) for v in (low, high))
+    acts = None
+    if model.point_kind == "threshold" and len(np.unique(p)) == 1:
+        acts = "always" if p[0] >= point.value else "never"
+    return {
+        "kind": point.kind,
+        "value": point.value,
+        "acts": acts,
+        "constraints_met": point.constraints_met,
+        "rows": n,
+        "value_per_period": point.value_per_period,
+        # None where a metric is undefined at the point (JSON has no NaN)
+        "metrics": {k: (v if v == v else None) for k, v in point.metrics.items()},
+        "interval": [low, high],
+        "interval_share": interval,
+        "value_cost": max(0.0, point.value_per_period - worst),
+        "choice_resamples": n_resamples,
+    }
 
 
 def value_model(config: Config) -> ValueModel:

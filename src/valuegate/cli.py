@@ -16,15 +16,16 @@ import sys
 from pathlib import Path
 
 from valuegate import __version__
-from valuegate.errors import ValuegateError
+from valuegate.errors import ArtifactError, ValuegateError
 
 
 def _compose(args: argparse.Namespace) -> None:
     from valuegate.config import compose_config, write_params
-    from valuegate.config.loading import validate
+    from valuegate.config.loading import deep_validate, validate
 
     raw = compose_config(args.conf_dir, args.overrides)
-    validate(raw, source=f"{args.conf_dir}/ composed with {args.overrides or 'no overrides'}")
+    source = f"{args.conf_dir}/ composed with {args.overrides or 'no overrides'}"
+    deep_validate(validate(raw, source=source), source, args.conf_dir)
     path = write_params(raw, args.params)
     print(
         f"wrote {path} from {args.conf_dir}/"
@@ -34,9 +35,16 @@ def _compose(args: argparse.Namespace) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     from valuegate.config import load_params
+    from valuegate.config.loading import deep_validate, problems_message, yaml_problems
     from valuegate.data import load_raw, prepare
+    from valuegate.errors import ConfigError
 
+    conf_dir = Path(args.params).parent / "conf"
+    problems = yaml_problems(conf_dir) if conf_dir.is_dir() else []
+    if problems:  # before the freshness check, which would only say params.yaml is stale
+        raise ConfigError(problems_message(problems, f"{conf_dir.name}/"))
     config = load_params(args.params)
+    deep_validate(config, args.params, conf_dir)
     raw = load_raw(config.data)
     _splits, schema = prepare(raw, config.data, config.seed, source_sha256="")
     print(
@@ -56,20 +64,48 @@ def _show(args: argparse.Namespace) -> None:
     print(summary_table(json.loads(path.read_text())))
 
 
+def _dvc_settings(overrides: list[str]) -> str:
+    """`-S ...` for each override, quoted for a POSIX shell."""
+    import shlex
+
+    return " ".join(f"-S {shlex.quote(o)}" for o in overrides)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("~+")
+
+
+def pipeline_command(overrides: list[str], best_params: dict | None = None, candidate=None):
+    """The `dvc exp run` line for the user's overrides (every one kept, `+experiment=`
+    included), with the best params on top; a user override of the same key gives way."""
+    tuned = [f"model.{candidate}.params.{k}={v}" for k, v in (best_params or {}).items()]
+    replaced = {_override_key(o) for o in tuned}
+    kept = [o for o in overrides if _override_key(o) not in replaced]
+    return f"dvc exp run {_dvc_settings([*kept, *tuned])}".rstrip()
+
+
 def _tune(args: argparse.Namespace) -> None:
     from valuegate.config import compose_config, load_params
-    from valuegate.config.loading import validate
+    from valuegate.config.loading import deep_validate, validate
     from valuegate.errors import ConfigError, GateRefusedError
-    from valuegate.stages.common import keep_freed_memory_for_reuse, read_schema, read_splits
-    from valuegate.stages.tune import JOURNAL, await_release, read_gate
+    from valuegate.stages.common import (
+        check_data,
+        keep_freed_memory_for_reuse,
+        read_gate_record,
+        read_splits,
+        stale_keys,
+    )
+    from valuegate.stages.tune import JOURNAL, await_release
     from valuegate.tuning import tune_candidate
 
     if args.worker:
         keep_freed_memory_for_reuse()  # like the stage process it works beside
         config = load_params(args.params)
     else:
+        # Its own config: conf/ with the user's overrides, not the last run's params.yaml.
         raw = compose_config(args.conf_dir, args.overrides)
-        config = validate(raw, source=f"{args.conf_dir}/ composed with {args.overrides}")
+        source = f"{args.conf_dir}/ composed with {args.overrides}"
+        config = deep_validate(validate(raw, source=source), source, args.conf_dir)
     candidate = args.candidate
     if candidate is None:
         if len(config.model) != 1:
@@ -80,8 +116,18 @@ def _tune(args: argparse.Namespace) -> None:
         candidate = next(iter(config.model))
     if candidate not in config.model:
         raise ConfigError(f"--candidate {candidate!r} is not selected; have {list(config.model)}")
-    gate = read_gate()
-    decision = gate["candidates"].get(candidate)
+    # The prepared data and the gate's record must come from this config (data, seed,
+    # objective, gate, baselines, this candidate's params), not from another experiment.
+    fix = (
+        f"run `{pipeline_command(args.overrides)}` first (it prepares, trains and gates this "
+        "config), then valuegate tune again"
+    )
+    schema = check_data(config, fix=fix)
+    # --force tunes whatever the gate said, so this candidate's entry need not be current;
+    # a stale entry is then ignored (the study is marked forced).
+    gate = read_gate_record(config, [] if args.force else [candidate], fix=fix)
+    current = not stale_keys(gate, config, [f"model.{candidate}"])
+    decision = gate["candidates"].get(candidate) if current else None
     passed = decision is not None and decision["passed"]
     if not passed and not args.force:
         why = decision["reason"] if decision else f"{candidate} was not gated in the last run"
@@ -91,7 +137,7 @@ def _tune(args: argparse.Namespace) -> None:
         )
     result = tune_candidate(
         config,
-        read_schema(),
+        schema,
         read_splits(names=("train",))["train"],
         candidate,
         JOURNAL,
@@ -103,10 +149,10 @@ def _tune(args: argparse.Namespace) -> None:
         return
     summary = result.summary()
     print(json.dumps(summary, indent=2, default=str))
-    settings = " ".join(
-        f"-S model.{candidate}.params.{k}={v}" for k, v in result.best_params.items()
+    print(
+        "To train with these params in the pipeline: "
+        + pipeline_command(args.overrides, result.best_params, candidate)
     )
-    print(f"To train with these params in the pipeline: dvc exp run {settings}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -148,13 +194,14 @@ def _models(args: argparse.Namespace) -> None:
     registry = _registry(args)
     if args.action == "list":
         rows = registry.listing()
+        _champion, pointer_error = registry.champion_or_error()
         if not rows:
             print(f"the registry {registry.root} holds no bundles yet.")
-            return
         for row in rows:
             mark = "*" if row["champion"] else " "
-            if "error" in row:
-                print(f"{mark} {row['version']:<6} BROKEN: {row['error']}")
+            if row["status"] != "ok":
+                # A tampered bundle is refused by every loader; say so here too.
+                print(f"{mark} {row['version']:<6} {row['status'].upper()}: {row['error']}")
                 continue
             value = row["test_value_per_period"]
             print(
@@ -162,7 +209,10 @@ def _models(args: argparse.Namespace) -> None:
                 f"test value/period {value if value is None else f'{value:,.0f}':>10}  "
                 f"{row['hot_path']:<16} {row['created']}"
             )
-        print("* = champion")
+        if rows:
+            print("* = champion")
+        if pointer_error:
+            raise ArtifactError(pointer_error)
     elif args.action == "promote":
         if not args.version:
             raise ValuegateError("valuegate models promote needs a version, e.g. v2.")
@@ -174,8 +224,13 @@ def _models(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from valuegate.serving.batch import predict_file
+    import signal
 
+    from valuegate.serving.batch import describe_extras, predict_file
+
+    # A `kill` (SIGTERM) unwinds like Ctrl-C, so the unfinished output file is removed
+    # (a SIGKILL's is removed by the next run writing the same output).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     deploy = _deploy_config(args.params)
     bundle = _registry(args).load(args.model)
     summary = predict_file(
@@ -184,12 +239,24 @@ def _predict(args: argparse.Namespace) -> None:
         args.output,
         chunk_size=args.chunk_size or deploy.batch.chunk_size,
         on_error=args.on_error or deploy.batch.on_error,
+        encoding=args.encoding,
     )
     print(
         f"scored {summary['rows_scored']} of {summary['rows_in']} rows with {bundle.version} "
         f"into {args.output}"
         + (f"; skipped {summary['rows_skipped']} bad rows" if summary["rows_skipped"] else "")
+        + describe_extras(summary)
     )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -311,7 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True)
     predict.add_argument("--output", required=True)
     predict.add_argument("--on-error", choices=["skip", "fail"], default=None)
-    predict.add_argument("--chunk-size", type=int, default=None)
+    predict.add_argument(
+        "--chunk-size", type=_positive_int, default=None, help="rows per chunk (>= 1)"
+    )
+    predict.add_argument(
+        "--encoding", default="utf-8", help="the input CSV's text encoding (default utf-8)"
+    )
     predict.add_argument("--registry", help="registry directory (default: deploy.registry)")
     predict.add_argument("--params", default="params.yaml")
     predict.set_defaults(func=_predict)

@@ -7,7 +7,7 @@ and what is allowed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,14 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from valuegate.config.fingerprint import data_lineage
 from valuegate.config.messages import nearest
 from valuegate.config.schema import DataConfig
 from valuegate.errors import DataError
 
 SPLITS = ("train", "valid", "test")
+YAML_BOOLEAN_WORDS = {True: {"yes", "y", "on", "true"}, False: {"no", "n", "off", "false"}}
+"""What YAML reads as a boolean when unquoted, lower-cased."""
 MIN_ROWS_PER_CLASS = 5
 
 
@@ -31,20 +34,75 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _first_rows(mask: np.ndarray) -> str:
+    rows = np.flatnonzero(mask)
+    return f"{len(rows)} rows (first rows: {rows[:5].tolist()}, counted from 0 after the header)"
+
+
+def csv_header_problem(path: Path, shown: str) -> str | None:
+    """Duplicate column names in a CSV header (pandas would silently rename the second
+    'age' to 'age.1'), or None."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(header):
+        seen.setdefault(name, []).append(position + 1)
+    repeated = {name: places for name, places in seen.items() if len(places) > 1}
+    if not repeated:
+        return None
+    listed = "; ".join(f"{name!r} at columns {places}" for name, places in repeated.items())
+    return f"data.path: {shown} names a column more than once ({listed}); rename or drop them."
+
+
+def _not_utf8(path: Path, shown: str, exc: UnicodeDecodeError) -> DataError:
+    data = path.read_bytes()
+    offset = exc.start
+    # The position the decoder reports is within the chunk it read; find the first bad
+    # byte in the file itself for the line number.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as whole:
+        offset = whole.start
+    line = data.count(b"\n", 0, offset) + 1
+    return DataError(
+        f"data.path: {shown} is not UTF-8 text: byte 0x{data[offset]:02x} on line {line} "
+        "(a latin-1 or Windows-1252 file?). valuegate reads CSV as UTF-8: convert it, e.g. "
+        "`iconv -f latin1 -t utf-8 in.csv > out.csv`, or save it as UTF-8."
+    )
+
+
 def load_raw(cfg: DataConfig, root: str | Path = ".") -> pd.DataFrame:
-    """Read `data.path` (CSV or Parquet) relative to `root`."""
+    """Read `data.path` (CSV as UTF-8, or Parquet) relative to `root`; refuse an empty file,
+    a CSV header that names a column twice, and text that is not UTF-8."""
     path = Path(root) / cfg.path
+    shown = repr(cfg.path)
     if not path.is_file():
-        raise DataError(f"data.path: file {cfg.path!r} not found (looked in {path.resolve()}).")
+        raise DataError(f"data.path: file {shown} not found (looked in {path.resolve()}).")
+    if path.stat().st_size == 0:
+        raise DataError(f"data.path: {shown} is empty (0 bytes): no header, no rows.")
     fmt = cfg.format
     if fmt == "auto":
         fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, low_memory=False)
+            frame = pd.read_parquet(path)
+        else:
+            problem = csv_header_problem(path, shown)
+            if problem:
+                raise DataError(problem)
+            frame = pd.read_csv(path, low_memory=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, shown, exc) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data.path: {shown} holds no header and no rows.") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"data.path: cannot read {cfg.path!r} as {fmt}: {exc}") from None
+        raise DataError(f"data.path: cannot read {shown} as {fmt}: {exc}") from None
+    repeated = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise DataError(f"data.path: {shown} names the columns {repeated} more than once.")
+    return frame
 
 
 def _missing_column(key: str, column: str, df: pd.DataFrame) -> DataError:
@@ -72,6 +130,9 @@ class Schema:
     rows: dict[str, int]
     positives: dict[str, int] | None
     source_sha256: str
+    # Fingerprints of the config it was prepared from ("data", "seed"): a reader with
+    # another config refuses these splits (stages/common.py check_data).
+    lineage: dict[str, str] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
@@ -120,6 +181,15 @@ def validate_frame(df: pd.DataFrame, cfg: DataConfig) -> None:
         )
     if cfg.task == "binary":
         labels = sorted(map(str, target.unique()))
+        if isinstance(cfg.positive_label, bool) and str(cfg.positive_label) not in labels:
+            spelled = [v for v in labels if v.lower() in YAML_BOOLEAN_WORDS[cfg.positive_label]]
+            raise DataError(
+                f"data.positive_label: {cfg.positive_label!r} is a YAML boolean (unquoted "
+                f"yes/no/on/off/true/false are booleans), and column {cfg.target!r} holds "
+                f"text: {', '.join(labels[:20])}. Quote the label: positive_label: "
+                f'"{spelled[0] if spelled else labels[0]}" (on the command line: '
+                f"'data.positive_label=\"{spelled[0] if spelled else labels[0]}\"')."
+            )
         if str(cfg.positive_label) not in labels:
             hint = nearest(str(cfg.positive_label), labels)
             raise DataError(
@@ -162,6 +232,25 @@ def validate_frame(df: pd.DataFrame, cfg: DataConfig) -> None:
                 f"rows (first rows: {bad[:5].tolist()}); every case needs an amount to be "
                 "valued."
             )
+    unused = {cfg.id_column, *cfg.features.drop}
+    numeric_columns = [
+        c
+        for c in df.columns
+        if c not in unused and ptypes.is_numeric_dtype(df[c]) and not ptypes.is_bool_dtype(df[c])
+    ]
+    for column in numeric_columns:
+        values = df[column].to_numpy(dtype=float, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            key = {cfg.amount_column: "data.amount_column", cfg.target: "data.target"}.get(
+                column, "data.features"
+            )
+            raise DataError(
+                f"{key}: column {column!r} is infinite (inf or -inf) in {_first_rows(infinite)}; "
+                "replace them with a finite value or leave them empty (missing)."
+            )
+    if cfg.time_column is not None:
+        time_order(df[cfg.time_column], cfg.time_column)
     for key in ("numeric",):
         for column in getattr(cfg.features, key) or []:
             if not ptypes.is_numeric_dtype(df[column]):
@@ -169,6 +258,28 @@ def validate_frame(df: pd.DataFrame, cfg: DataConfig) -> None:
                     f"data.features.numeric: column {column!r} has dtype {df[column].dtype}, "
                     "not a number; list it under data.features.categorical instead."
                 )
+
+
+def time_order(values: pd.Series, column: str) -> np.ndarray:
+    """Sort keys for `data.time_column`: numbers and datetimes as they are, text parsed as
+    dates. Refuses empty or unreadable values, naming the column and rows."""
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataError(
+            f"data.time_column: column {column!r} is empty in {_first_rows(missing)}; a time "
+            "split must place every row in time: fill or drop those rows."
+        )
+    if ptypes.is_numeric_dtype(values) or ptypes.is_datetime64_any_dtype(values):
+        return values.to_numpy()
+    parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        first = values[bad].astype(str).head(3).tolist()
+        raise DataError(
+            f"data.time_column: column {column!r} holds values that are not dates or numbers "
+            f"in {_first_rows(bad)}, e.g. {first}."
+        )
+    return parsed.to_numpy()
 
 
 def infer_features(df: pd.DataFrame, cfg: DataConfig) -> tuple[list[str], list[str]]:
@@ -212,7 +323,7 @@ def split_frame(df: pd.DataFrame, cfg: DataConfig, seed: int) -> dict[str, pd.Da
     n = len(df)
     split = cfg.split
     if split.method == "time":
-        order = np.argsort(df[cfg.time_column].to_numpy(), kind="mergesort")
+        order = np.argsort(time_order(df[cfg.time_column], cfg.time_column), kind="mergesort")
     elif split.method == "stratified":
         rng = np.random.default_rng(seed)
         y = target_vector(df, cfg)
@@ -241,8 +352,14 @@ def split_frame(df: pd.DataFrame, cfg: DataConfig, seed: int) -> dict[str, pd.Da
     return out
 
 
-def prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, source_sha256: str):
-    """Validate, select columns, split. Returns (splits, schema)."""
+def prepare(
+    df: pd.DataFrame,
+    cfg: DataConfig,
+    seed: int,
+    source_sha256: str,
+):
+    """Validate, select columns, split. Returns (splits, schema); the schema records the
+    fingerprints of `cfg` and `seed` (its lineage: readers with another config refuse it)."""
     validate_frame(df, cfg)
     numeric, categorical = infer_features(df, cfg)
     keep = [c for c in (cfg.id_column, cfg.time_column, cfg.amount_column) if c]
@@ -278,5 +395,6 @@ def prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, source_sha256: str):
         rows={s: len(p) for s, p in splits.items()},
         positives=positives,
         source_sha256=source_sha256,
+        lineage=data_lineage(cfg, seed),
     )
     return splits, schema

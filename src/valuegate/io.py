@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -46,6 +47,52 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         _normal_mode(tmp)
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+PARTIAL = ".valuegate-partial-"
+
+
+def _partial_name(target: Path, pid: int) -> Path:
+    return target.with_name(f".{target.name}{PARTIAL}{pid}.tmp")
+
+
+def remove_stale_partials(path: str | Path) -> list[Path]:
+    """Delete what a killed writer of `path` left (`.NAME.valuegate-partial-PID.tmp` whose
+    process is gone); return the removed paths. A live writer's file is kept."""
+    target = Path(path)
+    removed = []
+    for partial in target.parent.glob(f".{glob.escape(target.name)}{PARTIAL}*.tmp"):
+        pid_text = partial.name[len(f".{target.name}{PARTIAL}") : -len(".tmp")]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # that process still runs (perhaps writing): not ours to remove
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+            removed.append(partial)
+    return removed
+
+
+@contextlib.contextmanager
+def partial_path(path: str | Path) -> Iterator[Path]:
+    """Like `atomic_path`, for long writes (batch scoring): the temporary file is named
+    `.NAME.valuegate-partial-PID.tmp`, hidden, plainly unfinished, and removed by the
+    next writer of `path` (`remove_stale_partials`) if this process is killed."""
+    target = Path(path)
+    tmp = _partial_name(target, os.getpid())
+    try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())

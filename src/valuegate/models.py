@@ -8,6 +8,7 @@ Preprocessing is part of each pipeline, so the fitted object scores raw rows.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,100 @@ def check_param_names(where: str, names: Iterable[str], estimator: str, task: st
             )
 
 
+def _clean_native_message(text: str) -> str:
+    """xgboost's first line, without its '[time] source.cc:NN: ' prefix."""
+    line = str(text).strip().splitlines()[0] if str(text).strip() else str(text)
+    return re.sub(r"^\[[0-9:]+\] \S+: (Check failed: [^:]*: )?", "", line).strip()
+
+
+_TINY_X = np.array([[0.0], [1.0], [0.0], [1.0], [0.5], [0.2]])
+_TINY_Y = np.array([0, 1, 0, 1, 1, 0])
+_checked: dict[tuple[str, str, str, str], str | None] = {}
+
+
+def value_problem(estimator: str, task: str, name: str, value: Any) -> str | None:
+    """Why `name=value` is invalid for `estimator` (None when it is valid), found the way
+    the estimator itself validates: scikit-learn's parameter constraints, or for xgboost a
+    fit on six rows (its checks run in the native library, at fit time)."""
+    cache_key = (estimator, task, name, repr(value))
+    if cache_key in _checked:
+        return _checked[cache_key]
+    cls = estimator_class(estimator, task)
+    problem: str | None = None
+    try:
+        instance = cls(**{name: value})
+        if hasattr(cls, "_parameter_constraints"):
+            instance._validate_params()
+        elif estimator == "xgboost":
+            if name == "n_estimators" and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError("n_estimators must be an integer >= 1")
+            if name not in ("n_estimators", "n_jobs", "early_stopping_rounds"):
+                fast = {"n_estimators": 1, "n_jobs": 1, name: value}
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cls(**fast).fit(_TINY_X, _TINY_Y if task == "binary" else _TINY_Y * 1.0)
+    except Exception as exc:  # each library raises its own type; the message is what counts
+        problem = _clean_native_message(str(exc))
+    _checked[cache_key] = problem
+    return problem
+
+
+def spec_problems(key: str, spec: ModelSpec, task: str) -> list[str]:
+    """Every problem with one model's params and search space, one line each, naming the
+    key path, the bad value and what is allowed (empty when the spec is fine)."""
+    cls = estimator_class(spec.estimator, task)
+    accepted = _accepted_params(cls)
+    problems: list[str] = []
+
+    def unknown(where: str, name: str) -> str:
+        hint = nearest(name, accepted)
+        return (
+            f"{where}: {cls.__name__} ({spec.estimator!r}) has no parameter {name!r}"
+            + (f" (did you mean {hint!r}?)" if hint else "")
+            + f". Accepted: {', '.join(accepted)}."
+        )
+
+    for name, value in spec.params.items():
+        if name not in accepted:
+            problems.append(unknown(f"{key}.params.{name}", name))
+            continue
+        why = value_problem(spec.estimator, task, name, value)
+        if why:
+            problems.append(f"{key}.params.{name}: {value!r} is not valid: {why}")
+    for name, dim in spec.search_space.items():
+        where = f"{key}.search_space.{name}"
+        if name not in accepted:
+            problems.append(unknown(where, name))
+            continue
+        if dim.type == "categorical":
+            points = list(dim.choices or [])
+        elif dim.type == "int":
+            points = [int(dim.low), int(dim.high)]  # type: ignore[arg-type]
+        else:
+            points = [float(dim.low), float(dim.high)]  # type: ignore[arg-type]
+        for point in points:
+            why = value_problem(spec.estimator, task, name, point)
+            if why:
+                what = "choice" if dim.type == "categorical" else "bound"
+                problems.append(f"{where}: the {what} {point!r} is not valid: {why}")
+                break
+    return problems
+
+
+def config_problems(config: Any) -> list[str]:
+    """Problems with every baseline's and candidate's estimator params and search space
+    (checked at compose/check time, whether or not tuning will run)."""
+    problems: list[str] = []
+    for name, (role, spec) in config.all_models().items():
+        prefix = "baseline" if role == "baseline" else "model"
+        problems += spec_problems(f"{prefix}.{name}", spec, config.data.task)
+    return problems
+
+
 def build_estimator(key: str, spec: ModelSpec, task: str, seed: int) -> BaseEstimator:
     """Instantiate the estimator for `spec`; `key` is its config path for messages."""
     entry = REGISTRY[spec.estimator]
@@ -116,7 +211,16 @@ def build_estimator(key: str, spec: ModelSpec, task: str, seed: int) -> BaseEsti
     return estimator
 
 
-def _preprocessor(kind: str, numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+# HistGradientBoosting's native categorical splits take at most `max_bins` (default and
+# maximum 255) levels per feature; a column with more (an id-like code, a zip code) is
+# encoded with its 254 most frequent levels kept and every rarer one in one shared
+# "infrequent" level, instead of failing the fit.
+HGB_MAX_BINS = 255
+
+
+def _preprocessor(
+    kind: str, numeric: list[str], categorical: list[str], max_categories: int | None = None
+) -> ColumnTransformer:
     if kind == "onehot_scaled":
         num: Any = Pipeline(
             [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
@@ -130,6 +234,7 @@ def _preprocessor(kind: str, numeric: list[str], categorical: list[str]) -> Colu
             handle_unknown="use_encoded_value",
             unknown_value=np.nan,
             encoded_missing_value=np.nan,
+            max_categories=max_categories,
         )
     else:
         cat = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
@@ -158,8 +263,15 @@ def build_pipeline(
         mask = [False] * len(numeric) + [True] * len(categorical)
         if "categorical_features" not in spec.params:
             estimator.set_params(categorical_features=mask)
+    max_categories = None
+    if kind == "ordinal_native":
+        max_bins = spec.params.get("max_bins", HGB_MAX_BINS)
+        max_categories = max_bins if isinstance(max_bins, int) and max_bins >= 2 else None
     return Pipeline(
-        [("preprocess", _preprocessor(kind, numeric, categorical)), ("estimator", estimator)]
+        [
+            ("preprocess", _preprocessor(kind, numeric, categorical, max_categories)),
+            ("estimator", estimator),
+        ]
     )
 
 

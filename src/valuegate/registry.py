@@ -3,6 +3,7 @@
     models/registry/<data.name>/     (deploy.registry)
         v1/, v2/, ...        bundles (bundle.py), each written atomically
         champion.json        {"champion": "v2", "history": ["v1", "v2"]}
+        budget.json          the deploy gate's looks at each test split (deploy.py)
 
 The `package` stage declares the registry as a DVC output with `persist: true` (DVC would
 otherwise delete it before each run) and `cache: false`, so it is versioned with git and
@@ -16,11 +17,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from valuegate.bundle import Bundle, load_bundle, read_manifest
+from valuegate.bundle import MANIFEST, Bundle, load_bundle, read_manifest, sha256_file
 from valuegate.errors import ArtifactError
 from valuegate.io import atomic_write_json
 
 POINTER = "champion.json"
+BUDGET = "budget.json"
 VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -36,10 +38,41 @@ class Registry:
         return sorted(found, key=lambda v: int(v[1:]))
 
     def _pointer(self) -> dict[str, Any]:
+        """The champion pointer; a truncated or hand-broken file is an ArtifactError that
+        names the file and the repair (not a traceback)."""
         path = self.root / POINTER
         if not path.is_file():
             return {"champion": None, "history": []}
-        return json.loads(path.read_text())
+        try:
+            pointer = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problem = f"is not valid JSON ({exc})"
+        else:
+            problem = self._pointer_problem(pointer)
+            if problem is None:
+                return pointer
+        versions = self.versions()
+        repair = (
+            f"`valuegate models promote {versions[-1]}` (or another of {versions}) rewrites it"
+            if versions
+            else "delete it (the registry holds no bundles)"
+        )
+        raise ArtifactError(
+            f"the champion pointer {path} {problem}: {repair}, or restore it from git "
+            f"(`git checkout -- {path}`)."
+        )
+
+    def _pointer_problem(self, pointer: Any) -> str | None:
+        if not isinstance(pointer, dict):
+            return f"holds {type(pointer).__name__}, not an object"
+        champion, history = pointer.get("champion"), pointer.get("history")
+        if not isinstance(history, list) or not all(isinstance(v, str) for v in history):
+            return 'lacks a "history" list of versions'
+        if champion is not None and (not isinstance(champion, str) or not VERSION.match(champion)):
+            return f"names {champion!r} as the champion, not a version (v1, v2, ...)"
+        if champion is not None and not (self.root / champion).is_dir():
+            return f"names {champion} as the champion, which is not in the registry"
+        return None
 
     @property
     def champion(self) -> str | None:
@@ -72,15 +105,65 @@ class Registry:
     def load(self, name: str = "champion") -> Bundle:
         return load_bundle(self.path_of(name))
 
+    def integrity(self, version: str) -> tuple[str, str | None]:
+        """("ok" | "tampered" | "broken", what): every file's sha256 against the manifest
+        (the manifest against its own hash). Tampered: a file whose bytes no longer match,
+        or a file the manifest does not list; broken: an incomplete bundle."""
+        directory = self.root / version
+        manifest_path = directory / MANIFEST
+        sidecar = directory / (MANIFEST + ".sha256")
+        if not manifest_path.is_file() or not sidecar.is_file():
+            return "broken", f"no {MANIFEST} + its hash (an incomplete bundle)"
+        if sha256_file(manifest_path) != sidecar.read_text().strip():
+            return "tampered", f"{MANIFEST} no longer matches its sha256"
+        try:
+            listed = json.loads(manifest_path.read_text()).get("files", {})
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            return "broken", f"{MANIFEST} is not a JSON object"
+        altered, missing = [], []
+        for name, digest in listed.items():
+            path = directory / name
+            if not path.is_file():
+                missing.append(name)
+            elif sha256_file(path) != digest:
+                altered.append(name)
+        present = {p.name for p in directory.iterdir() if p.is_file()}
+        extra = sorted(present - set(listed) - {MANIFEST, MANIFEST + ".sha256"})
+        if altered or extra:
+            what = [f"{n} no longer matches its sha256" for n in altered]
+            what += [f"{n} is not in the manifest" for n in extra]
+            return "tampered", "; ".join(what)
+        if missing:
+            return "broken", f"missing {missing}"
+        return "ok", None
+
     def listing(self) -> list[dict[str, Any]]:
-        champion = self.champion
+        """One row per version. Reading the pointer may raise ArtifactError (a broken
+        champion.json): callers that can go on without it pass through `champion_or_error`."""
+        champion, _error = self.champion_or_error()
         rows = []
         for version in self.versions():
+            status, what = self.integrity(version)
+            if status != "ok":
+                rows.append(
+                    {
+                        "version": version,
+                        "champion": version == champion,
+                        "status": status,
+                        "error": what,
+                    }
+                )
+                continue
             try:
                 manifest = read_manifest(self.root / version)
             except ArtifactError as exc:
                 rows.append(
-                    {"version": version, "champion": version == champion, "error": str(exc)}
+                    {
+                        "version": version,
+                        "champion": version == champion,
+                        "status": "broken",
+                        "error": str(exc),
+                    }
                 )
                 continue
             test = manifest.get("figures", {}).get("test", {})
@@ -93,9 +176,17 @@ class Registry:
                     "data": manifest.get("data", {}).get("name"),
                     "test_value_per_period": test.get("value_per_period"),
                     "hot_path": manifest["scoring"]["hot_path"],
+                    "status": "ok",
                 }
             )
         return rows
+
+    def champion_or_error(self) -> tuple[str | None, str | None]:
+        """(champion, None), or (None, the pointer's problem) when champion.json is broken."""
+        try:
+            return self.champion, None
+        except ArtifactError as exc:
+            return None, str(exc)
 
     def holding(self, model: str, predictions_sha256: str) -> str | None:
         """The version that already holds this model (same name, same predictions), if any."""
@@ -109,6 +200,28 @@ class Registry:
                 return version
         return None
 
+    def budget(self) -> dict[str, Any]:
+        """The deploy gate's ledger of comparisons per test split (`deploy.budget_attempt`)."""
+        path = self.root / BUDGET
+        if not path.is_file():
+            return {"test_rows": {}}
+        try:
+            ledger = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            ledger, problem = None, f"is not valid JSON ({exc})"
+        else:
+            problem = None
+        if not isinstance(ledger, dict) or not isinstance(ledger.get("test_rows"), dict):
+            raise ArtifactError(
+                f"the deploy budget {path} {problem or 'lacks a test_rows object'}: restore "
+                f"it from git (`git checkout -- {path}`); deleting it forgets every earlier "
+                "comparison on the test rows (their budget would be spent again)."
+            )
+        return ledger
+
+    def write_budget(self, ledger: dict[str, Any]) -> None:
+        atomic_write_json(self.root / BUDGET, ledger)
+
     # ------------------------------------------------------------------ writing
     def next_version(self) -> str:
         versions = self.versions()
@@ -121,14 +234,19 @@ class Registry:
             atomic_write_json(self.root / POINTER, {"champion": None, "history": []})
 
     def promote(self, version: str) -> None:
+        """Make `version` the champion. Also the repair of a broken champion.json: the
+        history it held is then lost (the new pointer starts from `version`)."""
         if not VERSION.match(version) or not (self.root / version).is_dir():
             raise ArtifactError(
                 f"cannot promote {version!r}: not in the registry {self.root} "
                 f"(have {self.versions() or 'none'})."
             )
         load_bundle(self.root / version)  # a champion must load and verify
-        pointer = self._pointer()
-        history = [v for v in pointer["history"] if v != version] + [version]
+        try:
+            history = self._pointer()["history"]
+        except ArtifactError:
+            history = []
+        history = [v for v in history if v != version] + [version]
         atomic_write_json(self.root / POINTER, {"champion": version, "history": history})
 
     def rollback(self) -> str:

@@ -6,8 +6,10 @@ from typing import Any
 
 
 def money(value: float, currency: str) -> str:
-    sign = "-" if value < 0 else ""
-    return f"{sign}{abs(value):,.0f} {currency}"
+    """Thousands separators, no decimals; never "-0" (a value that rounds to 0 is 0)."""
+    rounded = round(value) + 0
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}{abs(rounded):,d} {currency}"
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -23,11 +25,12 @@ def summary_table(summary: dict[str, Any]) -> str:
         "-" * len(header),
     ]
     for name, rec in summary["models"].items():
-        point = (
-            f"threshold {rec['threshold']:.3f}"
-            if "threshold" in rec
-            else f"offset {rec['offset']:+.3g}"
-        )
+        if "acts" in rec:  # one score (a dummy): no threshold, it acts on every case or none
+            point = "acts on every case" if rec["acts"] == "always" else "acts on no case"
+        elif "threshold" in rec:
+            point = f"threshold {rec['threshold']:.3f}"
+        else:
+            point = f"offset {rec['offset']:+.3g}"
         if not rec["constraints_met"]:
             point += " (constraints not met)"
         lines.append(
@@ -35,13 +38,22 @@ def summary_table(summary: dict[str, Any]) -> str:
             f"{money(rec['uplift'], currency):>16}  {point}"
         )
     best = summary["best_candidate"]
-    uplift = summary["best_uplift"]
-    verdict = "at or above" if uplift >= summary["min_uplift"] else "below"
-    lines.append(
-        f"Best candidate {best}: {money(uplift, currency)} per {period} over the best baseline "
-        f"{summary['best_baseline']}, {verdict} the {money(summary['min_uplift'], currency)} "
-        f"per {period} that matters (objective.min_uplift)."
-    )
+    if best is not None:
+        rec = summary["models"][best]
+        bar = f"the {money(summary['min_uplift'], currency)} per {period} that matters"
+        low = money(rec.get("uplift_ci_lower", rec["uplift"]), currency)
+        if rec.get("gate_passed"):
+            verdict = f"it passed the gate (its lower bound {low} is at or above {bar})"
+        elif not rec["constraints_met"]:
+            verdict = "the gate refused it (it meets no operating point with the constraints)"
+        elif summary["min_uplift"] > 0:
+            verdict = f"the gate refused it (its lower bound {low} is below {bar})"
+        else:
+            verdict = f"the gate refused it (its lower bound {low} is not above zero)"
+        lines.append(
+            f"Best candidate {best}: {money(rec['uplift'], currency)} per {period} over the best "
+            f"baseline {summary['best_baseline']}; {verdict}."
+        )
     final = summary.get("final")
     if final:
         valid, test = final["valid"], final["test"]
@@ -50,7 +62,9 @@ def summary_table(summary: dict[str, Any]) -> str:
             f"{money(valid['value_per_period'], currency)} per {period} on validation, "
             f"uplift {money(valid['uplift'], currency)} "
             f"({valid['confidence']:.0%} bounds {money(valid['uplift_ci_lower'], currency)} to "
-            f"{money(valid['uplift_ci_upper'], currency)}); on test, once: "
+            f"{money(valid['uplift_ci_upper'], currency)}, adjusted for "
+            f"{valid.get('interval_adjusted_for', 1)} model(s) it was picked from); on test, "
+            "once: "
             f"{money(test['value_per_period'], currency)} per {period}."
         )
         if summary.get("final_reason"):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from valuegate.business import value_model
 from valuegate.config import compose_config, write_params
-from valuegate.config.loading import validate
+from valuegate.config.loading import deep_validate, validate
 from valuegate.data import file_sha256, load_raw, prepare, target_vector
 from valuegate.errors import ValuegateError
 from valuegate.evaluation import evaluate_models
@@ -45,22 +45,30 @@ def expand(overrides: list[str]) -> list[list[str]]:
 def run_one(conf_dir: str, overrides: list[str], cache: dict[str, Any]) -> dict[str, Any]:
     """Compose, train and value one run; returns the evaluation summary."""
     raw = compose_config(conf_dir, overrides)
-    config = validate(raw, source=f"{conf_dir}/ composed with {overrides}")
+    source = f"{conf_dir}/ composed with {overrides}"
+    config = deep_validate(validate(raw, source=source), source, conf_dir)
     data_key = json.dumps([config.data.model_dump(), config.seed], sort_keys=True, default=str)
     if data_key not in cache:
         frame = load_raw(config.data)
         cache[data_key] = prepare(frame, config.data, config.seed, file_sha256(config.data.path))
     splits, schema = cache[data_key]
-    roles, predictions = {}, {}
+    roles, predictions, points = {}, {}, {}
     for name, (role, spec) in config.all_models().items():
         fitted = fit_model(name, role, spec, config, schema, splits)
         scores = fitted.predictions
         roles[name] = role
         predictions[name] = scores.loc[scores["split"] == "valid", "score"].to_numpy()
+        points[name] = fitted.info["operating_point"]  # fixed out of fold (issue 12)
     valid = splits["valid"]
     amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
     summary, _plots = evaluate_models(
-        config, value_model(config), roles, target_vector(valid, config.data), predictions, amount
+        config,
+        value_model(config),
+        roles,
+        target_vector(valid, config.data),
+        predictions,
+        amount,
+        points=points,
     )
     return {"raw": raw, "summary": summary}
 

@@ -27,11 +27,11 @@ import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from valuegate.business import BinaryValueModel, ValueModel
 from valuegate.config.schema import Constraint, ModelSpec, SearchDim
 from valuegate.errors import ArtifactError, ConfigError
+from valuegate.folds import fold_kind, make_folds
 from valuegate.models import (
     _accepted_params,
     build_pipeline,
@@ -70,13 +70,29 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchDim]) -> dict[str, Any]:
     return params
 
 
-def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int) -> list[tuple]:
-    """(train_idx, test_idx) pairs; stratified for binary tasks."""
-    if task == "binary":
-        splitter: Any = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-    else:
-        splitter = KFold(n_folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y))
+FOLD_KINDS = {
+    "time": "forward-chaining (data.split.method is time: each fold trains on the past and "
+    "is valued on the block after it)",
+    "group": "grouped by data.id_column (its values repeat: no id is on both sides of a fold)",
+    "kfold": "K-fold (stratified by the label for binary tasks)",
+}
+
+
+def tuning_folds(
+    config: Any, schema: Any, train: pd.DataFrame, y: np.ndarray
+) -> tuple[str, list[tuple]]:
+    """(kind, folds) for cross-validating on the training split, from valuegate.folds:
+    forward-chaining when the split is by time (the training split is then in time order),
+    grouped when the id column repeats, else K-fold."""
+    time_ordered = config.data.split.method == "time"
+    groups = None
+    if schema.id_column and schema.id_column in train.columns:
+        groups = train[schema.id_column].to_numpy()
+    kind = fold_kind(time_ordered, groups)
+    folds = make_folds(
+        y, schema.task, config.tune.n_folds, config.seed, time_ordered=time_ordered, groups=groups
+    )
+    return kind, folds
 
 
 @dataclass
@@ -97,6 +113,7 @@ class TuningProblem:
     seed: int
     estimator_overrides: dict[str, Any]
     worker: int = 0
+    fold_kind: str = "kfold"  # valuegate.folds.fold_kind of `folds`
 
     def params_for(self, suggested: dict[str, Any]) -> ModelSpec:
         params = {**self.spec.params, **suggested, **self.estimator_overrides}
@@ -304,6 +321,8 @@ class StudyResult:
     n_failed: int
     seconds: float
     trials: pd.DataFrame
+    folds: dict[str, Any] | None = None  # kind, n_folds, how (see FOLD_KINDS)
+    stop_rule: str = ""  # what the stop-on-value rule means, in words
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -311,6 +330,8 @@ class StudyResult:
             "study": self.study,
             "forced": self.forced,
             "stop_reason": self.stop_reason,
+            "stop_rule": self.stop_rule,
+            "folds": self.folds,
             "best_cv_value_per_period": self.best_value,
             "best_params": self.best_params,
             "trials_complete": self.n_complete,
@@ -379,6 +400,7 @@ def build_problem(config: Any, schema: Any, train: pd.DataFrame, candidate: str)
     accepted = _accepted_params(estimator_class(spec.estimator, schema.task))
     # Several worker processes share the cores: one thread per estimator then.
     overrides = {"n_jobs": 1} if config.tune.n_jobs > 1 and "n_jobs" in accepted else {}
+    kind, folds = tuning_folds(config, schema, train, y)
     return TuningProblem(
         key=key,
         spec=spec,
@@ -390,8 +412,9 @@ def build_problem(config: Any, schema: Any, train: pd.DataFrame, candidate: str)
         amount=train[schema.amount_column].to_numpy(float) if schema.amount_column else None,
         value_model=value_model(config),
         constraints=config.constraints,
-        folds=make_folds(y, schema.task, config.tune.n_folds, config.seed),
+        folds=folds,
         seed=config.seed,
+        fold_kind=kind,
         estimator_overrides=overrides,
     )
 
@@ -449,7 +472,10 @@ def tune_candidate(
     if before_study is not None:
         before_study()
     storage = open_storage(tune.storage, journal_path)
-    name = study_name(candidate, problem_fingerprint(config, schema, candidate))
+    fingerprint = problem_fingerprint(config, schema, candidate)
+    if problem.fold_kind != "kfold":  # other folds value trials on other rows
+        fingerprint["folds"] = problem.fold_kind
+    name = study_name(candidate, fingerprint)
     study = create_study(name, storage, config.seed + worker_index, tune.pruning, forced)
     if worker_index == 0:
         fail_stale_running(study)
@@ -461,17 +487,35 @@ def tune_candidate(
     with one_thread_per_worker(tune.n_jobs):
         reason = run_study(study, problem.objective, tune.n_trials, tune.timeout, stopper)
     seconds = time.monotonic() - started
+    unit = f"{config.objective.currency}/{config.objective.period}"
     if reason == "stop_on_value":
         reason = (
-            f"stop_on_value: the best value did not improve by {tune.min_improvement:,.0f} "
-            f"{config.objective.currency}/{config.objective.period} in the last {tune.patience} "
-            "trials"
+            f"stop_on_value: no trial improved the best cross-validated value by at least "
+            f"{tune.min_improvement:,.0f} {unit} in the last {tune.patience} trials"
         )
     elif reason == "n_trials":
         reason = f"n_trials: {tune.n_trials} trials finished"
     else:
         reason = f"timeout: {tune.timeout:g} s passed"
-    return summarise(study, candidate, reason, seconds)
+    result = summarise(study, candidate, reason, seconds)
+    result.folds = {
+        "kind": problem.fold_kind,
+        "n_folds": len(problem.folds),
+        "how": FOLD_KINDS[problem.fold_kind],
+    }
+    result.stop_rule = stop_rule_meaning(tune.min_improvement, tune.patience, unit)
+    return result
+
+
+def stop_rule_meaning(min_improvement: float, patience: int, unit: str) -> str:
+    """What a stop on value does and does not say (issue 12: in simulation the rule fired
+    in 88-100% of studies where no trial was truly better: it stops on noise)."""
+    return (
+        f"Stop-on-value ends a study when no trial improved the best cross-validated value "
+        f"by at least {min_improvement:,.0f} {unit} in {patience} consecutive trials. It is a "
+        "budget rule: stopping does not mean tuning found the optimum, nor that the best "
+        "trial is truly better than the others (cross-validated values are noisy)."
+    )
 
 
 def tuned_spec(spec: ModelSpec, best_params: dict[str, Any]) -> ModelSpec:

@@ -44,6 +44,8 @@ class Assessment:
     figures: dict[str, Any]
     charts: dict[str, Any]
     sampling: list[str]
+    # Wall-clock seconds per check: run-to-run noise, so never part of record() or the
+    # HTML (those are git-tracked); the stage logs them and writes them under logs/.
     seconds: dict[str, float]
     unused_accepts: list[str] = field(default_factory=list)
     dropped_columns: list[str] = field(default_factory=list)
@@ -88,7 +90,6 @@ class Assessment:
             "block_on": self.block_on,
             "figures": self.figures,
             "sampling": self.sampling,
-            "seconds": self.seconds,
             "unused_accepts": self.unused_accepts,
             "remedies": self.remedies,
             "dropped_columns": self.dropped_columns,

@@ -60,27 +60,78 @@ def check_duplicates(data: AssessData, config: AssessConfig) -> CheckResult:
     n_within = sum(within_counts.values())
     n_cross = sum(cross_counts.values())
     held_out = rows["valid"] + rows["test"]
-    result.figures.update(
-        duplicate_rows=n_within,
-        cross_split_duplicates=n_cross,
-    )
+    result.figures.update(cross_split_duplicates=n_cross)
+    # With an id column, a copy repeats the id too; rows alike but for their ids are
+    # distinct cases with one coded profile (census codes, bands), as production will see
+    # them: reported, never dropped by the remedy.
+    copies = within
+    has_ids = bool(data.id_column) and all(data.id_column in f for f in data.splits.values())
+    if has_ids:
+        with_id = {
+            s: pd.util.hash_pandas_object(
+                frame[[*whole_row_columns(data), data.id_column]], index=False
+            ).to_numpy()
+            for s, frame in data.splits.items()
+        }
+        copies = {s: pd.Series(h).duplicated(keep="first").to_numpy() for s, h in with_id.items()}
+    copy_counts = {s: int(m.sum()) for s, m in copies.items()}
+    n_copies = sum(copy_counts.values())
+    n_profiles = n_within - n_copies
+    result.figures.update(duplicate_rows=n_copies, identical_profile_rows=n_profiles)
     result.remedy_rows["duplicates:within_split"] = {
-        s: np.flatnonzero(m) for s, m in within.items()
+        s: np.flatnonzero(m) for s, m in copies.items()
     }
     result.remedy_rows["duplicates:cross_split"] = {s: np.flatnonzero(m) for s, m in cross.items()}
-    if n_within:
-        share = n_within / sum(rows.values())
+    total_rows = sum(rows.values())
+    distinct = (
+        f"; {plural(n_profiles, 'more row shares', 'more rows share')} the features and label "
+        f"of an earlier row under another {data.id_column!r}: distinct cases with one profile, "
+        "kept"
+        if n_copies and n_profiles
+        else ""
+    )
+    if n_copies:
+        share = n_copies / total_rows
+        what = (
+            f"an earlier row of the same split, {data.id_column!r} included"
+            if has_ids
+            else ("an earlier row of the same split")
+        )
         result.findings.append(
             Finding(
                 id="duplicates:within_split",
                 severity="warn" if share >= config.duplicates.within_split_warn else "info",
-                title=f"{plural(n_within, 'row', 'rows')} ({share:.1%}) "
-                f"repeat{'s' if n_within == 1 else ''} an earlier row of the same split "
-                f"(train {within_counts['train']:,}, valid {within_counts['valid']:,}, test "
-                f"{within_counts['test']:,}).",
+                title=f"{plural(n_copies, 'row', 'rows')} ({share:.1%}) "
+                f"repeat{'s' if n_copies == 1 else ''} {what} "
+                f"(train {copy_counts['train']:,}, valid {copy_counts['valid']:,}, test "
+                f"{copy_counts['test']:,}){distinct}.",
                 action="find out whether they are real repeat cases or copies from a join; "
                 "assess.remedies.drop_duplicates: true drops the copies",
-                evidence={"repeats": within_counts, "share": share},
+                evidence={"repeats": copy_counts, "share": share, "distinct_ids": n_profiles},
+                example_rows={
+                    s: data.row_ids(s, np.flatnonzero(m)[:10]) for s, m in copies.items() if m.any()
+                },
+            )
+        )
+    elif n_profiles:
+        share = n_profiles / total_rows
+        result.findings.append(
+            Finding(
+                id="duplicates:within_split",
+                severity="info",
+                title=f"{plural(n_profiles, 'row shares', 'rows share')} ({share:.1%}) the "
+                f"feature values and label of an earlier row of the same split under another "
+                f"{data.id_column!r} (train {within_counts['train']:,}, valid "
+                f"{within_counts['valid']:,}, test {within_counts['test']:,}): distinct cases "
+                "with identical feature vectors, as coarse coded features make common. Not "
+                "copies; the remedy keeps them.",
+                action=f"nothing, if {data.id_column!r} identifies distinct cases",
+                evidence={
+                    "repeats": copy_counts,  # copies: none
+                    "share": 0.0,
+                    "distinct_ids": n_profiles,
+                    "identical_profiles": within_counts,
+                },
                 example_rows={
                     s: data.row_ids(s, np.flatnonzero(m)[:10]) for s, m in within.items() if m.any()
                 },

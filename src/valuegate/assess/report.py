@@ -247,6 +247,10 @@ def render_html(assessment: Assessment, title: str, accept_file: str) -> str:
     not_run = [c for c in CHECK_NAMES if c not in assessment.seconds or c in skipped]
     clean = [CHECK_NAMES[c] for c in CHECK_NAMES if c not in troubled and c not in not_run]
     handled = [f for f in assessment.findings if f.status in ("accepted", "remedied")]
+
+    def ran(check: str) -> str:
+        return "skipped" if check in skipped else "yes" if check in assessment.seconds else "no"
+
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>",
         f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>",
@@ -336,11 +340,13 @@ def render_html(assessment: Assessment, title: str, accept_file: str) -> str:
         "row.</p>"
     )
     parts.append(
-        "<h2>Checks run</h2><table><tr><th>check</th><th>finding ids</th><th>seconds</th></tr>"
+        "<h2>Checks run</h2><table><tr><th>check</th><th>finding ids</th><th>ran</th></tr>"
         + "".join(
             f"<tr><td>{_e(CHECK_NAMES[c])}</td><td>"
             + _e(", ".join(k for k, (fam, _) in FINDING_KINDS.items() if fam == c))
-            + f"</td><td>{assessment.seconds.get(c, 0):.2f}</td></tr>"
+            # No seconds here: the report is git-tracked and must not change between two
+            # runs of the same data (timings go to logs/assess-timings.json).
+            + f"</td><td>{ran(c)}</td></tr>"
             for c in CHECK_NAMES
         )
         + "</table></body></html>"

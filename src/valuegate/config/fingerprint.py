@@ -10,7 +10,9 @@ every stage compares it with the tree on disk, so an edit to `conf/` followed by
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 RESOLVER_NAME = "valuegate_conf_fingerprint"
 CONF_DIR_NAME = "conf"
@@ -66,3 +68,46 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver(RESOLVER_NAME):
         OmegaConf.register_new_resolver(RESOLVER_NAME, _resolve_fingerprint)
+
+
+# ------------------------------------------------------------------------ lineage
+# Fingerprints of the config sections an artifact was produced from. Every artifact
+# record (fit.json, metrics/gate.json, metrics/tune.json, ...) carries all of them under
+# "lineage"; a reader compares only the keys it depends on (stages/common.py), so a record
+# is stale exactly when something it was computed from changed.
+
+
+def fingerprint(value: object) -> str:
+    """16 hex digits of sha256 over the canonical JSON of `value`."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _spec(spec: Any) -> dict[str, Any]:
+    # What a fitted model depends on: the search space only matters to tuning, which has
+    # its own key, so widening a range does not make the fitted candidate stale.
+    return {"estimator": spec.estimator, "params": spec.params}
+
+
+def data_lineage(data: Any, seed: int) -> dict[str, str]:
+    """What prepared splits depend on: the data config and the seed (their fingerprints)."""
+    return {"data": fingerprint(data.model_dump(mode="json")), "seed": fingerprint(seed)}
+
+
+def config_fingerprints(config: Any) -> dict[str, str]:
+    """key path -> fingerprint for every section an artifact can depend on.
+
+    Keys: data, seed, objective, gate, tune, assess, deploy, baseline.<name>,
+    model.<name> (estimator + params) and model.<name>.search_space.
+    """
+    out = data_lineage(config.data, config.seed)
+    for section in ("objective", "gate", "tune", "assess", "deploy"):
+        out[section] = fingerprint(getattr(config, section).model_dump(mode="json"))
+    for name, spec in config.baseline.items():
+        out[f"baseline.{name}"] = fingerprint(_spec(spec))
+    for name, spec in config.model.items():
+        out[f"model.{name}"] = fingerprint(_spec(spec))
+        out[f"model.{name}.search_space"] = fingerprint(
+            {k: v.model_dump(mode="json") for k, v in spec.search_space.items()}
+        )
+    return out

@@ -34,6 +34,19 @@ MODEL_METRICS = {
 }
 """Metrics usable in `good_enough.metrics`, per task."""
 
+_INF = float("inf")
+METRIC_RANGES = {
+    **{m: (0.0, 1.0) for m in THRESHOLD_METRICS},
+    "roc_auc": (0.0, 1.0),
+    "pr_auc": (0.0, 1.0),
+    "brier": (0.0, 1.0),
+    "log_loss": (0.0, _INF),
+    "mae": (0.0, _INF),
+    "rmse": (0.0, _INF),
+    "r2": (-_INF, 1.0),
+}
+"""The values each metric can take: a constraint outside them can never be met."""
+
 _CONSTRAINT = re.compile(r"^\s*([a-z_0-9]+)\s*(>=|<=)\s*(-?[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*$")
 
 
@@ -65,6 +78,17 @@ def parse_constraint(text: str, allowed: tuple[str, ...]) -> Constraint:
             f"'<metric> <= <number>', e.g. 'precision >= 0.6'"
         )
     metric, op, bound = match.groups()
+    if metric in allowed and metric in METRIC_RANGES:
+        low, high = METRIC_RANGES[metric]
+        value = float(bound)
+        if (op == ">=" and value > high) or (op == "<=" and value < low):
+            if low == -_INF:
+                span = f"at most {high:g}"
+            elif high == _INF:
+                span = f"at least {low:g}"
+            else:
+                span = f"between {low:g} and {high:g}"
+            raise ValueError(f"{text!r} can never be met: {metric} is always {span}")
     if metric not in allowed:
         from valuegate.config.messages import nearest
 
@@ -86,6 +110,24 @@ class Features(Strict):
     numeric: list[str] | None = None
     categorical: list[str] | None = None
     drop: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _each_column_once(self) -> Features:
+        lists = {"numeric": self.numeric or [], "categorical": self.categorical or []}
+        lists["drop"] = self.drop
+        for key, columns in lists.items():
+            repeated = sorted({c for c in columns if columns.count(c) > 1})
+            if repeated:
+                raise ValueError(f"{key} lists {repeated} more than once; name each column once")
+        pairs = (("numeric", "categorical"), ("numeric", "drop"), ("categorical", "drop"))
+        for first, second in pairs:
+            both = sorted(set(lists[first]) & set(lists[second]))
+            if both:
+                raise ValueError(
+                    f"{both} listed under both {first} and {second}; a column is one of "
+                    "numeric, categorical or drop"
+                )
+        return self
 
 
 class Split(Strict):
@@ -234,12 +276,28 @@ class ModelSpec(Strict):
     search_space: dict[str, SearchDim] = Field(default_factory=dict)
 
 
+class CrossFitConfig(Strict):
+    """Out-of-fold scores on the training split, where every model's operating point (and,
+    for binary tasks, its calibration) is chosen: never on the rows that then value it."""
+
+    folds: int = Field(5, ge=2, le=20)
+    max_rows: int | None = Field(
+        None, ge=200, description="cross-fit on at most this many training rows; null = all"
+    )
+    choice_resamples: int = Field(
+        200, ge=20, le=10_000, description="bootstrap of the operating-point choice"
+    )
+
+
 class GateConfig(Strict):
     """The metric gate: may a candidate be tuned? (see docs/gate.md)"""
 
     confidence: float = Field(0.95, gt=0.5, lt=1)
     n_resamples: int = Field(1000, ge=100, le=100_000)
     strict: bool = False
+    cross_fit: CrossFitConfig = Field(default_factory=CrossFitConfig)
+    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    final_model: Literal["gated", "most_valuable"] = "gated"
 
 
 class TuneConfig(Strict):
@@ -278,6 +336,17 @@ class BatchConfig(Strict):
     input: str | None = None
 
 
+class TooGoodConfig(Strict):
+    """Bounds above which a test metric is not believed (a leak, not a model): the deploy
+    gate blocks the model. null switches a bound off."""
+
+    roc_auc: float | None = Field(0.99, gt=0.5, le=1, description="test ROC AUC ceiling")
+    r2: float | None = Field(0.99, gt=0, le=1, description="test R2 ceiling")
+    margin_over_honest: float | None = Field(
+        0.1, gt=0, le=1, description="most the test metric may exceed the honest estimate by"
+    )
+
+
 class DeployConfig(Strict):
     """The deploy gate, the registry and serving."""
 
@@ -285,6 +354,10 @@ class DeployConfig(Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     n_resamples: int = Field(1000, ge=100, le=100_000)
     min_uplift: float = Field(0.0, ge=0, description="currency per period over the champion")
+    min_fresh_rows: int = Field(
+        100, ge=1, description="test rows neither model saw, needed to compare with the champion"
+    )
+    too_good: TooGoodConfig = Field(default_factory=TooGoodConfig)
     promote: bool = True
     strict: bool = False
     serve: ServeConfig = Field(default_factory=ServeConfig)
@@ -333,7 +406,12 @@ class QualityThresholds(Strict):
 
 class DuplicateThresholds(Strict):
     within_split_warn: float = Field(0.01, ge=0, le=1, description="share of a split")
-    cross_split_block: float = Field(0.01, ge=0, le=1, description="share of valid+test")
+    cross_split_block: float = Field(
+        0.01, ge=0, le=1, description="share of valid+test beyond what chance explains"
+    )
+    chance_level: float = Field(
+        0.001, gt=0, lt=0.5, description="one-sided binomial test level for 'beyond chance'"
+    )
 
 
 class LeakageThresholds(Strict):
@@ -342,6 +420,15 @@ class LeakageThresholds(Strict):
     r2_warn: float = Field(0.7, gt=0, le=1)
     r2_block: float = Field(0.9, gt=0, le=1)
     post_outcome_columns: list[str] = Field(default_factory=list)
+    model_check: bool = Field(True, description="quick model on every feature at once")
+    time_pairs: bool = Field(True, description="differences of clock/date column pairs")
+    pair_min_gain: float = Field(
+        0.05, ge=0, le=1, description="a pair beats its better column alone by this much"
+    )
+    culprit_candidates: int = Field(
+        5, ge=1, le=50, description="most important features given a drop-column check"
+    )
+    max_rounds: int = Field(5, ge=1, le=20, description="leak rounds: set aside, re-check")
 
     @field_validator("post_outcome_columns")
     @classmethod

@@ -1,8 +1,10 @@
 """The HTTP prediction service: FastAPI app built from a verified bundle.
 
-The request model is generated from the bundle's input schema (numeric fields are finite
-floats, categorical fields a Literal of the allowed categories), so /docs shows the real
-fields and bad input gets a 422 naming the field. The per-request path never builds a
+The request model is generated from the bundle's input schema (numeric fields are strict
+numbers finite as float32, categorical fields text or integer codes, resolved to the
+training categories by bundle.RecordChecker, the per-record twin of batch scoring's
+bundle.check_chunk), so /docs shows the real fields and bad input gets a 422 naming the
+field; a body that is not JSON (by its Content-Type) gets a 415. The per-request path never builds a
 DataFrame for xgboost bundles: validated record -> numpy encoder -> booster.inplace_predict.
 """
 
@@ -13,14 +15,25 @@ import os
 import socket
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 
-from valuegate.bundle import Bundle
+from valuegate.bundle import FLOAT32_MAX, Bundle, RecordChecker
 from valuegate.serving.log import PredictionLog
 
 # prometheus_client's multiprocess mode: read when prometheus_client is first imported.
@@ -30,25 +43,102 @@ PROTECTED = ("/predict", "/metadata")
 ENV_SETTINGS = "VALUEGATE_SERVE_SETTINGS"
 
 
+def _category_schema(field: dict[str, Any]) -> dict[str, Any]:
+    """What /docs shows for a categorical field: the known categories, sorted naturally
+    (2 before 10), as text and, for integer codes, as integers; and whether other values
+    are accepted (scored as the model scores a level it never saw)."""
+    known = list(field["categories"])
+    codes = []
+    for category in known:
+        try:
+            number = float(category)
+        except ValueError:
+            continue
+        if number.is_integer():
+            codes.append(int(number))
+    choices: list[dict[str, Any]] = [{"type": "string", "enum": known}]
+    if codes:
+        choices.append({"type": "integer", "enum": codes})
+    accepted = field.get("unseen", "accepted") == "accepted"
+    if accepted:
+        choices += [{"type": "string"}, {"type": "integer"}]
+    return {
+        "anyOf": choices,
+        "description": f"one of {len(known)} known categories"
+        + (", as text or as the integer code" if codes else "")
+        + (
+            "; any other text or integer is accepted as an unseen category (scored as the "
+            "model scores a level it never saw, and counted)"
+            if accepted
+            else ""
+        ),
+    }
+
+
 def record_model(bundle: Bundle) -> type[BaseModel]:
+    """The request model: numeric fields are strict JSON numbers (`true` is not 1.0)
+    finite as float32, the precision the model computes in (|x| <= 3.4e38: 1e308 would
+    reach the model as infinity); categorical fields are text or an integer (resolved
+    to the training category by bundle.RecordChecker, as batch scoring does). A field is
+    nullable (JSON null) when the fitted pipeline takes a missing value; every field is
+    required, so a misspelt or forgotten key is a 422, not a silently imputed value."""
     fields: dict[str, Any] = {}
     for i, field in enumerate(bundle.fields):
         name = field["name"]
         if field["dtype"] == "category":
-            kind: Any = Literal[tuple(field["categories"])]  # type: ignore[misc]
-            spec = Field(alias=name, description=f"one of {len(field['categories'])} categories")
+            # left_to_right: text is tried first, then an integer (as fast as a Literal;
+            # pydantic's default "smart" union tries every member: ~25% slower here)
+            kind: Any = Annotated[
+                StrictStr | StrictInt,
+                Field(union_mode="left_to_right"),
+                WithJsonSchema(_category_schema(field)),
+            ]
+            spec = Field(alias=name)
         else:
-            kind = float
-            spec = Field(alias=name, allow_inf_nan=False, description="a finite number")
+            kind = Annotated[float, Strict()]
+            spec = Field(
+                alias=name,
+                allow_inf_nan=False,
+                ge=-FLOAT32_MAX,
+                le=FLOAT32_MAX,
+                description="a number, finite as float32 (|x| <= 3.4e38)",
+            )
         if field.get("nullable"):
             kind = kind | None
-            spec.default = None
         fields[f"f{i}"] = (kind, spec)
     return create_model(
         "Record",
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
         **fields,
     )
+
+
+def _error_detail(errors: list[dict[str, Any]], prefix: tuple = ()) -> list[dict[str, Any]]:
+    """pydantic's errors as 422 details: field and reason only (echoing the input could
+    hold NaN or bytes that are not JSON), one entry per field (a categorical is text or
+    an integer: pydantic reports both union members), bounds said in words."""
+    detail = []
+    seen = set()
+    for e in errors:
+        loc = [*prefix, *(str(p) for p in e.get("loc", ()))]
+        kind = e.get("type")
+        msg = str(e.get("msg"))
+        if loc and loc[-1] in ("str", "int") and kind in ("string_type", "int_type"):
+            loc, msg = loc[:-1], "Input should be text or an integer (a category)"
+            kind = "category_type"
+        elif kind in ("less_than_equal", "greater_than_equal"):
+            msg = (
+                f"Input should be finite as float32, |x| <= {FLOAT32_MAX:.6g}: the model "
+                "computes in float32, where a larger value is infinity"
+            )
+        elif kind == "float_type":
+            msg = "Input should be a number (JSON true/false and text are not numbers)"
+        key = (tuple(loc), kind)
+        if key in seen:
+            continue
+        seen.add(key)
+        detail.append({"loc": loc, "msg": msg, "type": kind})
+    return detail
 
 
 class Prediction(BaseModel):
@@ -98,6 +188,19 @@ class _Metrics:
             "valuegate_scores",
             "scores served",
             buckets=tuple(i / 10 for i in range(1, 11)),
+            registry=self.registry,
+        )
+        self.unseen = Counter(
+            "valuegate_unseen_categories",
+            "values of a categorical field that are not a training category (scored as an "
+            "unknown level)",
+            ["field"],
+            registry=self.registry,
+        )
+        self.new_missing = Counter(
+            "valuegate_missing_not_in_training",
+            "missing values in a field that had none in training (imputed, or an unknown level)",
+            ["field"],
             registry=self.registry,
         )
         self.info = Gauge(
@@ -251,15 +354,7 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         # Field and reason only: the offending input may hold NaN or bytes that are not
         # JSON, and echoing it could turn a 422 into a 500.
-        detail = [
-            {
-                "loc": [str(p) for p in e.get("loc", ())],
-                "msg": str(e.get("msg")),
-                "type": e.get("type"),
-            }
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": _error_detail(exc.errors())}, status_code=422)
 
     app.state.bundle = bundle
 
@@ -317,25 +412,49 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
     async def predict(request: Request) -> Response:
         # The body is parsed and validated in one step from the raw bytes (pydantic-core),
         # not by FastAPI's dependency machinery: the same model, a third of the cost.
-        try:
-            body = adapter.validate_json(await request.body())
-        except ValidationError as exc:
-            detail = [
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            return JSONResponse(
                 {
-                    "loc": ["body", *(str(p) for p in e["loc"])],
-                    "msg": e["msg"],
-                    "type": e["type"],
-                }
-                for e in exc.errors(include_url=False, include_input=False)
+                    "detail": f"send the records as JSON (Content-Type: application/json), "
+                    f"not {media or 'a body without a Content-Type'}"
+                },
+                status_code=415,
+            )
+        raw = await request.body()
+        try:
+            body = adapter.validate_json(raw)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            # The body is one record or a list of them: report against the form it has.
+            branch = "list[Record]" if raw.lstrip()[:1] == b"[" else "Record"
+            errors = [
+                {**e, "loc": e["loc"][1:]} if e["loc"][:1] == (branch,) else e
+                for e in errors
+                if not e["loc"]
+                or e["loc"][0] in (branch, "")
+                or e["loc"][0] not in ("Record", "list[Record]")
             ]
-            return JSONResponse({"detail": detail}, status_code=422)
+            return JSONResponse({"detail": _error_detail(errors, ("body",))}, status_code=422)
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         many = isinstance(body, list)
         records = body if many else [body]
+        checked = []
+        for index, item in enumerate(records):
+            try:
+                checked.append(check_record({names[k]: v for k, v in item.__dict__.items()}))
+            except ValueError as exc:
+                field = str(exc).split(":", 1)[0]
+                loc = ["body", *([index] if many else []), field]
+                detail = [{"loc": loc, "msg": str(exc), "type": "unseen_category"}]
+                return JSONResponse({"detail": detail}, status_code=422)
         rows = []
         out = []
-        for item in records:
-            record = {names[k]: v for k, v in item.__dict__.items()}
+        for record, unseen, new_missing in checked:
+            for column in unseen:
+                unseen_counter(column).inc()
+            for column in new_missing:
+                missing_counter(column).inc()
             score = bundle.score_record(record)
             amount = record.get(amount_column) if amount_column else None
             if binary:
@@ -366,6 +485,14 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
         )
 
     score_histogram = metrics.scores
+    check_record = RecordChecker(bundle.fields)
+
+    def unseen_counter(column: str) -> Any:
+        return metrics.unseen.labels(column)
+
+    def missing_counter(column: str) -> Any:
+        return metrics.new_missing.labels(column)
+
     decision_counter = {
         True: metrics.decisions.labels("positive"),
         False: metrics.decisions.labels("negative"),

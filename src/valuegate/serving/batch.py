@@ -1,12 +1,21 @@
 """Batch scoring: stream a CSV/Parquet file through a bundle in chunks, atomically.
 
 Memory is bounded by the chunk size, not the input: pyarrow reads one batch at a time
-(Parquet row batches, CSV blocks) and a ParquetWriter appends each scored batch to a
-temporary file that replaces the output only when every chunk succeeded.
+(Parquet row batches, CSV blocks) and a writer appends each scored batch to a temporary
+file (`.NAME.valuegate-partial-PID.tmp`, valuegate.io.partial_path) that replaces the
+output only when every chunk succeeded; a killed run's temporary file is removed by the
+next run that writes the same output.
+
+What is accepted is `bundle.check_chunk`'s rule, the same the service applies: a CSV is
+read as text with pandas' missing-value markers (as the training file was read), and
+each column is converted and checked there.
 """
 
 from __future__ import annotations
 
+import csv
+import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,56 +25,113 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from valuegate.bundle import Bundle, decide, validate_chunk
-from valuegate.errors import DataError
-from valuegate.io import atomic_path
+from valuegate.bundle import CSV_NULL_VALUES, Bundle, check_chunk, check_columns, decide
+from valuegate.errors import DataError, ValuegateError
+from valuegate.io import partial_path, remove_stale_partials
 
 MAX_REPORTED = 20
+log = logging.getLogger(__name__)
 
 
-def _batches(path: Path, fields: list[dict[str, Any]], chunk_size: int) -> Iterator[pd.DataFrame]:
+class OutputError(ValuegateError):
+    """The output path cannot be written (or would overwrite the input)."""
+
+    kind = "output error"
+
+
+def _first_undecodable(path: Path, encoding: str) -> str:
+    """Where `path` stops being `encoding` text: 'line L (data row R), byte 0xNN'."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError as exc:
+                row = f" (data row {number - 1})" if number > 1 else " (the header)"
+                return (
+                    f"line {number}{row}, byte 0x{line[exc.start]:02x} at position {exc.start + 1}"
+                )
+    return "somewhere (the position could not be found)"
+
+
+def _not_text(path: Path, encoding: str) -> DataError:
+    return DataError(
+        f"--input {path} is not {encoding} text: {_first_undecodable(path, encoding)}. "
+        "Save it as UTF-8, or pass its encoding, e.g. --encoding latin-1."
+    )
+
+
+def _csv_header(path: Path, encoding: str) -> list[str]:
+    codec = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
+    try:
+        with open(path, encoding=codec, newline="") as handle:
+            return next(csv.reader(handle), [])
+    except UnicodeDecodeError:
+        raise _not_text(path, encoding) from None
+    except LookupError:
+        raise DataError(f"--encoding {encoding!r}: not an encoding Python knows.") from None
+
+
+def _batches(
+    path: Path, fields: list[dict[str, Any]], chunk_size: int, encoding: str = "utf-8"
+) -> Iterator[pd.DataFrame]:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        source = pq.ParquetFile(path)
-        names = set(source.schema_arrow.names)
-        columns = [f["name"] for f in fields if f["name"] in names]
-        missing = [f["name"] for f in fields if f["name"] not in names]
-        if missing:
-            raise DataError(f"{path} lacks column(s) {missing} that the model needs.")
-        for batch in source.iter_batches(batch_size=chunk_size, columns=columns):
-            yield batch.to_pandas()
+        try:
+            source = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"--input {path}: cannot read it as Parquet: {exc}") from None
+        check_columns(source.schema_arrow.names, fields, where=f"--input {path}")
+        columns = [f["name"] for f in fields]
+        try:
+            for batch in source.iter_batches(batch_size=chunk_size, columns=columns):
+                yield batch.to_pandas()
+        except pa.ArrowException as exc:
+            raise DataError(f"--input {path}: cannot read it as Parquet: {exc}") from None
         return
     if suffix not in (".csv", ".txt"):
-        raise DataError(f"{path}: give a .csv or .parquet file (got {suffix or 'no suffix'}).")
+        raise DataError(
+            f"--input {path}: give a .csv or .parquet file (got {suffix or 'no suffix'})."
+        )
     import pyarrow.csv as pcsv
 
-    header = pd.read_csv(path, nrows=0).columns
-    missing = [f["name"] for f in fields if f["name"] not in header]
-    if missing:
-        raise DataError(f"{path} lacks column(s) {missing} that the model needs.")
-    # Everything as text: validate_chunk converts and reports bad values by row.
+    header = _csv_header(path, encoding)
+    if not header:
+        raise DataError(f"--input {path} is empty: a CSV needs a header row naming the columns.")
+    check_columns(header, fields, where=f"--input {path}")
+    # Everything as text (check_chunk converts and reports bad values by row), with the
+    # markers pandas reads as missing, as the training file was read.
     types = {f["name"]: pa.string() for f in fields}
-    reader = pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(block_size=max(1 << 16, min(chunk_size * 256, 1 << 27))),
-        convert_options=pcsv.ConvertOptions(
-            column_types=types, include_columns=[f["name"] for f in fields]
-        ),
-    )
-    pending: list[pd.DataFrame] = []
-    size = 0
-    for batch in reader:
-        frame = batch.to_pandas()
-        while len(frame):
-            take = frame.iloc[: chunk_size - size]
-            frame = frame.iloc[len(take) :]
-            pending.append(take)
-            size += len(take)
-            if size == chunk_size:
-                yield pd.concat(pending, ignore_index=True)
-                pending, size = [], 0
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(
+                block_size=max(1 << 16, min(chunk_size * 256, 1 << 27)), encoding=encoding
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types=types,
+                include_columns=[f["name"] for f in fields],
+                null_values=CSV_NULL_VALUES,
+                strings_can_be_null=True,
+            ),
+        )
+        pending: list[pd.DataFrame] = []
+        size = 0
+        for batch in reader:
+            frame = batch.to_pandas()
+            while len(frame):
+                take = frame.iloc[: chunk_size - size]
+                frame = frame.iloc[len(take) :]
+                pending.append(take)
+                size += len(take)
+                if size == chunk_size:
+                    yield pd.concat(pending, ignore_index=True)
+                    pending, size = [], 0
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):
+            raise _not_text(path, encoding) from None
+        raise DataError(f"--input {path}: not a well-formed CSV: {exc}") from None
     if pending:
         yield pd.concat(pending, ignore_index=True)
 
@@ -87,6 +153,39 @@ def score_frame(bundle: Bundle, frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def check_paths(source: Path, target: Path) -> None:
+    """Refuse, before anything is read or written, an input that is not a readable file
+    and an output that is the input (by any path: a link, `./x`, a hard link) or that
+    cannot be a file (under a regular file, or an existing directory)."""
+    if not source.is_file():
+        raise DataError(f"--input {source}: file not found.")
+    if source.stat().st_size == 0:
+        raise DataError(f"--input {source} is empty: a CSV needs a header row naming the columns.")
+    same = source.resolve() == target.resolve()
+    if not same and target.exists():
+        try:
+            same = os.path.samefile(source, target)
+        except OSError:
+            same = False
+    if same:
+        raise OutputError(
+            f"--output {target} is the input file {source}: scoring would overwrite your "
+            "data. Choose another --output."
+        )
+    if target.is_dir():
+        raise OutputError(f"--output {target} is a directory; give a file path.")
+    for parent in target.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(
+                    f"--output {target}: {parent} is a file, not a directory; the output "
+                    "cannot go under it."
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"--output {target}: cannot write in {parent}.")
+            break
+
+
 def predict_file(
     bundle: Bundle,
     input_path: str | Path,
@@ -94,24 +193,51 @@ def predict_file(
     chunk_size: int = 100_000,
     on_error: str = "fail",
     report: TextIO = sys.stderr,
+    encoding: str = "utf-8",
+    fix_hint: str = "Fix them or pass --on-error skip.",
 ) -> dict[str, Any]:
     """Score `input_path` into `output_path` (Parquet, or CSV by suffix). Output columns:
-    row (1-based data row of the input), score, decision, expected_value."""
-    import pyarrow.parquet as pq
+    row (1-based data row of the input), score, decision, expected_value.
 
+    Returns rows_in, rows_scored, rows_skipped, and per column `unseen_categories` (values
+    scored as an unknown level) and `missing_not_in_training` (gaps where training had
+    none, imputed or scored as an unknown level); columns without any are left out."""
     source, target = Path(input_path), Path(output_path)
-    if not source.is_file():
-        raise DataError(f"--input {source}: file not found.")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise DataError(f"--chunk-size must be a whole number >= 1, got {chunk_size!r}.")
     if on_error not in ("skip", "fail"):
         raise DataError(f"--on-error must be skip or fail, got {on_error!r}")
+    check_paths(source, target)
+    for stale in remove_stale_partials(target):
+        log.warning("removed %s, left by an earlier run that was killed", stale)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return _score_into(bundle, source, target, chunk_size, on_error, report, encoding, fix_hint)
+    except OSError as exc:  # disk full, permissions changed mid-run, ...
+        raise OutputError(f"cannot score {source} into {target}: {exc}") from None
+
+
+def _score_into(
+    bundle: Bundle,
+    source: Path,
+    target: Path,
+    chunk_size: int,
+    on_error: str,
+    report: TextIO,
+    encoding: str,
+    fix_hint: str,
+) -> dict[str, Any]:
     as_csv = target.suffix.lower() == ".csv"
     fields = bundle.fields
     rows_in = rows_out = skipped = 0
-    with atomic_path(target) as tmp:
+    unseen: dict[str, int] = {}
+    new_missing: dict[str, int] = {}
+    with partial_path(target) as tmp:
         writer: Any = None
         try:
-            for chunk in _batches(source, fields, chunk_size):
-                clean, bad, errors = validate_chunk(chunk, fields, first_row=rows_in)
+            for chunk in _batches(source, fields, chunk_size, encoding):
+                checked = check_chunk(chunk, fields, first_row=rows_in)
+                errors = checked.errors
                 if errors:
                     shown = errors[:5]
                     if on_error == "fail":
@@ -122,16 +248,20 @@ def predict_file(
                             f"{source}: bad row(s): "
                             + "; ".join(f"row {r}: {why}" for r, why in shown)
                             + more
-                            + ". Fix them or pass --on-error skip."
+                            + f". {fix_hint}"
                         )
                     for row, why in errors:
                         if skipped < MAX_REPORTED:
                             print(f"skipped row {row}: {why}", file=report)
                         skipped += 1
+                for column, count in checked.unseen.items():
+                    unseen[column] = unseen.get(column, 0) + count
+                for column, count in checked.new_missing.items():
+                    new_missing[column] = new_missing.get(column, 0) + count
                 row_numbers = np.arange(rows_in + 1, rows_in + len(chunk) + 1)
                 rows_in += len(chunk)
-                keep = ~bad
-                clean = clean.loc[keep]
+                keep = ~checked.bad
+                clean = checked.clean.loc[keep]
                 scored = (
                     score_frame(bundle, clean)
                     if len(clean)
@@ -140,20 +270,55 @@ def predict_file(
                 scored.insert(0, "row", row_numbers[keep])
                 table = pa.Table.from_pandas(scored, preserve_index=False)
                 if writer is None:
-                    if as_csv:
-                        import pyarrow.csv as pcsv
-
-                        writer = pcsv.CSVWriter(str(tmp), table.schema)
-                    else:
-                        writer = pq.ParquetWriter(str(tmp), table.schema)
+                    writer = _writer(tmp, table.schema, as_csv)
                 writer.write_table(table)
                 rows_out += len(scored)
+                log.info("scored %d rows of %s", rows_in, source)
         finally:
             if writer is not None:
                 writer.close()
-        if writer is None:  # empty input: still a valid, empty output
-            empty = pa.table({"row": pa.array([], pa.int64()), "score": pa.array([], pa.float64())})
-            pq.write_table(empty, tmp)
+        if writer is None:  # a header and no rows: still a valid, empty output
+            table = pa.table(
+                {
+                    "row": pa.array([], pa.int64()),
+                    "score": pa.array([], pa.float64()),
+                    "decision": pa.array(
+                        [], pa.bool_() if bundle.task == "binary" else pa.float64()
+                    ),
+                    "expected_value": pa.array([], pa.float64()),
+                }
+            )
+            empty_writer = _writer(tmp, table.schema, as_csv)
+            empty_writer.write_table(table)
+            empty_writer.close()
     if skipped > MAX_REPORTED:
         print(f"... {skipped - MAX_REPORTED} more skipped rows not shown", file=report)
-    return {"rows_in": rows_in, "rows_scored": rows_out, "rows_skipped": skipped}
+    return {
+        "rows_in": rows_in,
+        "rows_scored": rows_out,
+        "rows_skipped": skipped,
+        "unseen_categories": dict(sorted(unseen.items())),
+        "missing_not_in_training": dict(sorted(new_missing.items())),
+    }
+
+
+def _writer(tmp: Path, schema: pa.Schema, as_csv: bool) -> Any:
+    if as_csv:
+        import pyarrow.csv as pcsv
+
+        return pcsv.CSVWriter(str(tmp), schema)
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(str(tmp), schema)
+
+
+def describe_extras(summary: dict[str, Any]) -> str:
+    """'; unseen categories: purpose 3, job 1 (...)' for a one-line summary, or ''."""
+    parts = []
+    if summary.get("unseen_categories"):
+        counts = ", ".join(f"{c} {n}" for c, n in summary["unseen_categories"].items())
+        parts.append(f"unseen categories (scored as unknown levels): {counts}")
+    if summary.get("missing_not_in_training"):
+        counts = ", ".join(f"{c} {n}" for c, n in summary["missing_not_in_training"].items())
+        parts.append(f"missing where training had no gaps: {counts}")
+    return "".join(f"; {p}" for p in parts)

@@ -12,6 +12,7 @@ rewritten splits and schema.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import sys
@@ -40,6 +41,12 @@ METRICS_FILE = METRICS / "assess.json"
 RECORD_FILE = REPORTS / "assessment.json"
 REPORT_FILE = REPORTS / "assessment.html"
 ACCEPT_FILE = "conf/assess/default.yaml (or the assess config you select)"
+# Seconds per check are run-to-run noise: kept out of the tracked outputs above (a second
+# run of the same data must leave git status and dvc.lock unchanged) and written here,
+# under the git-ignored logs/.
+TIMINGS_FILE = Path("logs") / "assess-timings.json"
+
+log = logging.getLogger(__name__)
 
 
 def assess_data(splits, schema: Schema, config: Config) -> AssessData:
@@ -127,6 +134,15 @@ def summary(assessment: Assessment) -> str:
     return line
 
 
+def write_timings(seconds: dict[str, float]) -> None:
+    """Log the seconds per check (INFO) and keep the last run's under logs/ (untracked)."""
+    for name, value in seconds.items():
+        log.info("assess: %s took %.2f s", name, value)
+    atomic_write_json(
+        TIMINGS_FILE, {"seconds": seconds, "total_seconds": round(sum(seconds.values()), 3)}
+    )
+
+
 def main(argv: list[str]) -> None:
     config = load_params()
     schema = check_data(config, PREPARED)  # prepared from this config (contract B)
@@ -145,6 +161,7 @@ def main(argv: list[str]) -> None:
     )
     atomic_write_json(RECORD_FILE, assessment.record())
     atomic_write_json(METRICS_FILE, assessment.metrics())
+    write_timings(assessment.seconds)
     for accept_id in assessment.unused_accepts:
         print(
             f"assess: warning: assess.accept names {accept_id!r}, which matched no finding "

@@ -6,7 +6,7 @@ from valuegate.config import load_params
 from valuegate.io import atomic_dir
 from valuegate.stages.common import (
     BASELINES,
-    read_schema,
+    check_data,
     read_splits_while_importing,
     run_stage,
     write_fitted,
@@ -18,7 +18,7 @@ def main(argv: list[str]) -> None:
     from valuegate.training import fit_model  # scikit-learn, the estimators
 
     config = load_params()
-    schema = read_schema()
+    schema = check_data(config)  # prepared from this config (contract B)
     splits = pending_splits()
     fitted = [
         fit_model(name, "baseline", spec, config, schema, splits)
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
     ]
     with atomic_dir(BASELINES) as tmp:
         for model in fitted:
-            write_fitted(model, tmp / model.name)
+            write_fitted(model, tmp / model.name, config)
     for model in fitted:
         print(
             f"baseline: fitted {model.name} ({model.info['estimator']}) in "

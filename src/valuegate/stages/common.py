@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from valuegate.artifacts import save_pipeline
+from valuegate.config.fingerprint import config_fingerprints
 from valuegate.config.schema import Config
 from valuegate.data import SPLITS, Schema
 from valuegate.errors import ArtifactError, ValuegateError
@@ -74,7 +76,110 @@ def run_stage(main: Callable[[list[str]], None], argv: list[str] | None = None) 
 
 
 def read_schema(prepared: Path = ASSESSED) -> Schema:
-    return Schema.from_dict(json.loads((prepared / "schema.json").read_text()))
+    path = prepared / "schema.json"
+    if not path.is_file():
+        raise ArtifactError(f"{path} not found: run the pipeline first (`dvc exp run`).")
+    return Schema.from_dict(json.loads(path.read_text()))
+
+
+# ------------------------------------------------------------------------ lineage
+# Contract B: every artifact record carries the fingerprints of what it was produced from
+# (`stamp`); every reader compares the keys it depends on with the config it runs with
+# (`check_lineage`), and says so in one line instead of computing on stale inputs.
+
+LINEAGE = "lineage"
+RERUN = "run `dvc exp run` (it recomposes params.yaml and reruns what changed)"
+DATA_KEYS = ("rows", "data", "seed")
+"""What every model artifact depends on: the data version on disk and its config."""
+
+
+def data_version(prepared: Path = ASSESSED) -> str:
+    """Fingerprint of the data the models read: its schema.json (row counts, categories,
+    source file hash and the config it was prepared from)."""
+    path = prepared / "schema.json"
+    if not path.is_file():
+        raise ArtifactError(f"{path} not found: run the pipeline first (`dvc exp run`).")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def lineage(config: Config, prepared: Path = ASSESSED) -> dict[str, str]:
+    """Every fingerprint a record may be checked against (config/fingerprint.py keys, plus
+    "rows": the data version in `prepared`)."""
+    return {"rows": data_version(prepared), **config_fingerprints(config)}
+
+
+def stamp(record: dict[str, Any], config: Config, prepared: Path = ASSESSED) -> dict[str, Any]:
+    """`record` with a "lineage" entry: call on every artifact record before writing it."""
+    return {**record, LINEAGE: lineage(config, prepared)}
+
+
+def stale_keys(
+    record: dict[str, Any], config: Config, keys: Iterable[str], prepared: Path = ASSESSED
+) -> list[str]:
+    """The keys among `keys` whose recorded fingerprint differs from the current one
+    (every key, when the record holds no lineage)."""
+    recorded = record.get(LINEAGE)
+    keys = list(keys)
+    if not isinstance(recorded, dict):
+        return keys
+    current = lineage(config, prepared)
+    return [k for k in keys if recorded.get(k) != current.get(k)]
+
+
+def describe_stale(what: str | Path, stale: list[str], fix: str = RERUN) -> str:
+    """One line: what is stale, which sections differ, what to run."""
+    verb = "differs" if len(stale) == 1 else "differ"
+    return f"{what} was produced from another config/data ({', '.join(stale)} {verb}): {fix}."
+
+
+def check_lineage(
+    record: dict[str, Any],
+    config: Config,
+    what: str | Path,
+    keys: Iterable[str],
+    fix: str = RERUN,
+    prepared: Path = ASSESSED,
+) -> None:
+    """Refuse, in one line, a record whose `keys` were produced from another config/data."""
+    if LINEAGE not in record:
+        raise ArtifactError(
+            f"{what} records no lineage (written by an older valuegate or by hand): {fix}."
+        )
+    stale = stale_keys(record, config, keys, prepared)
+    if stale:
+        raise ArtifactError(describe_stale(what, stale, fix))
+
+
+def check_data(config: Config, prepared: Path = ASSESSED, fix: str = RERUN) -> Schema:
+    """The schema of `prepared`, refused when the data were prepared from another data
+    config or seed than `config`'s."""
+    schema = read_schema(prepared)
+    current = config_fingerprints(config)
+    stale = [k for k in ("data", "seed") if schema.lineage.get(k) != current[k]]
+    if stale:
+        keys = ", ".join(stale) + (" differs" if len(stale) == 1 else " differ")
+        raise ArtifactError(
+            f"{prepared} was prepared from another config ({keys}"
+            + ("; it records no lineage" if not schema.lineage else "")
+            + f"): {fix}."
+        )
+    return schema
+
+
+def model_keys(role: str, name: str) -> list[str]:
+    """The lineage keys a fitted model of `role` depends on."""
+    if role == "baseline":
+        return [*DATA_KEYS, f"baseline.{name}"]
+    if role == "tuned":
+        candidate = name.removesuffix("_tuned")
+        return [
+            *DATA_KEYS,
+            "objective",
+            "tune",
+            f"model.{candidate}",
+            f"model.{candidate}.search_space",
+        ]
+    return [*DATA_KEYS, f"model.{name}"]
 
 
 def read_splits(
@@ -109,28 +214,129 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def write_fitted(fitted: FittedModel, directory: Path) -> None:
-    """model.skops (+ .sha256), predictions.parquet and fit.json inside `directory`."""
+def write_fitted(fitted: FittedModel, directory: Path, config: Config | None = None) -> None:
+    """model.skops (+ .sha256), predictions.parquet and fit.json inside `directory`;
+    fit.json is stamped with the lineage of `config` (default: params.yaml, which is the
+    config of every stage)."""
+    if config is None:
+        from valuegate.config import load_params
+
+        config = load_params()
     directory.mkdir(parents=True, exist_ok=True)
     save_pipeline(fitted.pipeline, directory / MODEL_FILE)
     write_parquet(fitted.predictions, directory / PREDICTIONS_FILE)
-    atomic_write_json(directory / INFO_FILE, fitted.info)
+    atomic_write_json(directory / INFO_FILE, stamp(fitted.info, config))
 
 
 TUNED = Path("models/tuned")
 TUNE_FILE = METRICS / "tune.json"
 
 
-def model_dirs(config: Config) -> dict[str, tuple[str, Path]]:
-    """name -> (role, directory) for baselines, candidates and (if any) tuned models."""
+def record_keys(config: Config) -> list[str]:
+    """The lineage keys of a record computed from every model of the run (the gate's and
+    the evaluation's): the data, the objective, every baseline and candidate."""
+    keys = [*DATA_KEYS, "objective"]
+    keys += [f"baseline.{name}" for name in config.baseline]
+    keys += [f"model.{name}" for name in config.model]
+    return keys
+
+
+GATE_FILE = METRICS / "gate.json"
+
+
+def gate_keys(config: Config, candidates: Iterable[str] | None = None) -> list[str]:
+    """The lineage keys of the gate's record, for a reader that uses `candidates` of it
+    (default: every candidate of `config`)."""
+    names = list(config.model) if candidates is None else list(candidates)
+    keys = [*DATA_KEYS, "objective", "gate"]
+    keys += [f"baseline.{name}" for name in config.baseline]
+    return keys + [f"model.{name}" for name in names]
+
+
+def read_gate_record(
+    config: Config,
+    candidates: Iterable[str] | None = None,
+    path: Path = GATE_FILE,
+    fix: str = RERUN,
+) -> dict[str, Any]:
+    """metrics/gate.json, refused (one line) unless it was produced from the data,
+    objective, gate settings, baselines and `candidates` of `config`."""
+    if not path.is_file():
+        raise ArtifactError(f"{path} not found: run the gate stage first (`dvc repro`).")
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ArtifactError(f"{path} is not readable JSON ({exc}): {fix}.") from None
+    check_lineage(record, config, path, gate_keys(config, candidates), fix)
+    return record
+
+
+def tune_keys(candidate: str) -> list[str]:
+    """The lineage keys the tune record's study of `candidate` depends on."""
+    return model_keys("tuned", f"{candidate}_tuned")
+
+
+def read_tune_record(config: Config, path: Path = TUNE_FILE) -> dict[str, Any] | None:
+    """metrics/tune.json, or None when there is none; refused (one line) when it was
+    produced from another config/data than `config`."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not readable JSON ({exc}): {RERUN}.") from None
+    keys = ["rows", "data", "seed", "objective", "tune"]
+    for candidate in record.get("studies", {}):
+        keys += [k for k in tune_keys(candidate) if k not in keys]
+    check_lineage(record, config, path, keys)
+    return record
+
+
+def model_dirs(config: Config, tuned: bool = True) -> dict[str, tuple[str, Path]]:
+    """name -> (role, directory) for baselines, candidates and (if `tuned` and the tune
+    record is current) tuned models.
+
+    Raises `ArtifactError` when `tuned` and metrics/tune.json was produced from another
+    config/data: a stage that reads tuned models must not read another run's.
+    """
     out = {
         name: (role, (BASELINES if role == "baseline" else CANDIDATES) / name)
         for name, (role, _spec) in config.all_models().items()
     }
-    if TUNE_FILE.is_file():
-        for candidate in json.loads(TUNE_FILE.read_text()).get("studies", {}):
+    record = read_tune_record(config) if tuned else None
+    if record is not None:
+        for candidate in record.get("studies", {}):
             out[f"{candidate}_tuned"] = ("tuned", TUNED / f"{candidate}_tuned")
     return out
+
+
+def read_fit_info(directory: Path) -> dict[str, Any]:
+    """A fitted model's fit.json (operating point, calibration, lineage, ...)."""
+    path = directory / INFO_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{path} not found: {RERUN}.")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ArtifactError(f"{path} is not readable JSON ({exc}): {RERUN}.") from None
+
+
+def read_operating_points(config: Config, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """name -> the fixed operating point in its fit.json (`operating_point`: kind, value,
+    constraints_met, chosen_on, ...; contract C), for models already read with
+    `read_predictions` (so their lineage was checked)."""
+    dirs = model_dirs(config, tuned=any(n not in config.all_models() for n in names))
+    points = {}
+    for name in names:
+        directory = dirs[name][1]
+        point = read_fit_info(directory).get("operating_point")
+        if not isinstance(point, dict) or "value" not in point:
+            raise ArtifactError(
+                f"{directory / INFO_FILE} has no operating point (fitted by an older "
+                f"valuegate): {RERUN}."
+            )
+        points[name] = point
+    return points
 
 
 def read_predictions(
@@ -138,13 +344,17 @@ def read_predictions(
 ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     """(role per model, scores per model on `split`, shape (n_rows,)), baselines first;
     refuses missing or stale prediction files."""
+    check_data(config)
     roles, predictions = {}, {}
-    for name, (role, directory) in model_dirs(config).items():
+    with_tuned = names is None or any(n not in config.all_models() for n in names)
+    for name, (role, directory) in model_dirs(config, tuned=with_tuned).items():
         if names is not None and name not in names:
             continue
         path = directory / PREDICTIONS_FILE
         if not path.is_file():
             raise ArtifactError(f"{path} not found: run the {role} stage first (`dvc repro`).")
+        info = read_fit_info(directory)
+        check_lineage(info, config, directory / INFO_FILE, model_keys(role, name))
         frame = pd.read_parquet(path)
         scores = frame.loc[frame["split"] == split].sort_values("row")["score"].to_numpy()
         if len(scores) != n_rows:
@@ -159,7 +369,6 @@ def read_predictions(
 def read_valid_predictions(
     config: Config, n_valid: int
 ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """Validation scores of the baselines and candidates (not tuned models)."""
-    roles, predictions = read_predictions(config, "valid", n_valid)
-    keep = [n for n, r in roles.items() if r != "tuned"]
-    return {n: roles[n] for n in keep}, {n: predictions[n] for n in keep}
+    """Validation scores of the baselines and candidates (not tuned models: the tune
+    record is not even read, so a stale one from an earlier run cannot get in the way)."""
+    return read_predictions(config, "valid", n_valid, names=list(config.all_models()))

@@ -1,10 +1,12 @@
 """Stage `evaluate`: value every baseline, candidate and tuned model on the validation
 split, then the final model once on the test split.
 
-The final model is the best tuned model or, when the gate allowed no tuning, the best
-untuned candidate. Its uplift over the best baseline carries a paired-bootstrap confidence
-interval on validation (the gate's method, at `gate.confidence`); on test it is valued at
-the operating point chosen on validation.
+Every model is valued at the operating point fixed out of fold when it was fitted
+(fit.json). The final model follows `gate.final_model` (`evaluation.choose_final`): by
+default the best baseline, unless a candidate passed the gate (then that candidate, or its
+tuned model when that is worth more on validation). Its value and uplift carry a
+paired-bootstrap interval on validation, Bonferroni-adjusted for the models it was picked
+from; on test it is valued once, at the same fixed operating point.
 
 Writes `metrics/evaluate.json` (DVC metrics: value per period, uplift, operating point and
 technical metrics per model; the final model's figures), `reports/evaluation.json` (the
@@ -20,24 +22,25 @@ from valuegate.business import value_model
 from valuegate.config import load_params
 from valuegate.data import target_vector
 from valuegate.evaluation import evaluate_models, lean_metrics, test_report
-from valuegate.gate import decide, paired_bootstrap_uplift
 from valuegate.io import atomic_dir, atomic_write_json
 from valuegate.report import summary_table
 from valuegate.stages.common import (
     METRICS,
     PLOTS,
     REPORTS,
+    check_data,
     outcome_columns,
+    read_operating_points,
     read_predictions,
-    read_schema,
     read_splits,
     run_stage,
+    stamp,
 )
 
 
 def main(argv: list[str]) -> None:
     config = load_params()
-    schema = read_schema()
+    schema = check_data(config)  # prepared from this config (contract B)
     splits = read_splits(names=("valid", "test"), columns=outcome_columns(config, schema))
     valid, test = splits["valid"], splits["test"]
     model = value_model(config)
@@ -47,42 +50,22 @@ def main(argv: list[str]) -> None:
 
     y_valid = target_vector(valid, config.data)
     roles, predictions = read_predictions(config, "valid", len(valid))
-    summary, plots = evaluate_models(config, model, roles, y_valid, predictions, amounts(valid))
+    # Each model's threshold / offset was fixed out of fold when it was fitted (fit.json):
+    # validation and test only value it.
+    points = read_operating_points(config, list(predictions))
+    summary, plots = evaluate_models(
+        config, model, roles, y_valid, predictions, amounts(valid), points=points
+    )
 
     final = summary["final_model"]
-    baseline = summary["best_baseline"]
-    uplifts = paired_bootstrap_uplift(
-        model,
-        y_valid,
-        predictions[final],
-        predictions[baseline],
-        amounts(valid),
-        config.constraints,
-        n_resamples=config.gate.n_resamples,
-        seed=config.seed,
-    )
-    interval = decide(
-        final,
-        baseline,
-        uplifts,
-        observed_uplift=summary["models"][final]["uplift"],
-        min_uplift=config.objective.min_uplift,
-        confidence=config.gate.confidence,
-        n_compared=1,
-        currency=config.objective.currency,
-        period=config.objective.period,
-    )
     _, test_scores = read_predictions(config, "test", len(test), names=[final])
+    point = float(points[final]["value"])
     summary["final"] = {
         "model": final,
         "role": roles[final],
-        "valid": {
-            **summary["models"][final],
-            "uplift_ci_lower": interval.ci_lower,
-            "uplift_ci_upper": interval.ci_upper,
-            "confidence": config.gate.confidence,
-            "prob_uplift_positive": interval.prob_positive,
-        },
+        # The operating point that ships (package reads final.valid.threshold / offset),
+        # also for a model that acts on every case or none.
+        "valid": {**summary["models"][final], model.point_kind: point, **summary["final_interval"]},
         "test": test_report(
             config,
             model,
@@ -90,9 +73,10 @@ def main(argv: list[str]) -> None:
             target_vector(test, config.data),
             test_scores[final],
             amounts(test),
+            point=point,
         ),
     }
-    atomic_write_json(REPORTS / "evaluation.json", summary)
+    atomic_write_json(REPORTS / "evaluation.json", stamp(summary, config))  # contract B
     atomic_write_json(METRICS / "evaluate.json", lean_metrics(summary))
     with atomic_dir(PLOTS / "evaluate") as tmp:
         for kind, per_model in plots.items():

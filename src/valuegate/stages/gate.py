@@ -1,10 +1,12 @@
 """Stage `gate`: may a candidate be tuned? Paired bootstrap of business value per period,
-each candidate against the best baseline on the validation split.
+each candidate against the best baseline on the validation split, every model valued at the
+operating point fixed out of fold when it was fitted (fit.json).
 
 Writes `metrics/gate.json`, the decision record: every number compared, the confidence
 interval, the verdict and a one-sentence reason per candidate. When nothing passes, the
-pipeline goes on with the most valuable untuned model, baselines included (tuning is
-skipped, loudly), unless `gate.strict` is true: then the run fails after writing the record.
+pipeline goes on with the best baseline (tuning is skipped, loudly; `gate.final_model:
+most_valuable` sends the most valuable untuned model instead), unless `gate.strict` is
+true: then the run fails after writing the record.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from valuegate.gate import gate_candidates
 from valuegate.io import atomic_write_json
 from valuegate.stages.common import (
     METRICS,
+    check_data,
     outcome_columns,
-    read_schema,
+    read_operating_points,
     read_splits,
     read_valid_predictions,
     run_stage,
+    stamp,
 )
 
 GATE_FILE = METRICS / "gate.json"
@@ -38,8 +42,8 @@ def banner(record: dict[str, Any]) -> str:
         rule = "=" * 78
         lines += [
             rule,
-            "gate: NO CANDIDATE PASSED — tuning is skipped; the most valuable untuned model goes "
-            "forward.",
+            "gate: NO CANDIDATE PASSED — tuning is skipped; the best baseline goes forward "
+            "(gate.final_model: gated).",
             rule,
         ]
     return "\n".join(lines)
@@ -47,10 +51,12 @@ def banner(record: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> None:
     config = load_params()
-    schema = read_schema()
+    schema = check_data(config)  # prepared from this config (contract B)
     valid = read_splits(names=("valid",), columns=outcome_columns(config, schema))["valid"]
     amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
     roles, predictions = read_valid_predictions(config, len(valid))
+    # Each model's threshold / offset was fixed out of fold when it was fitted (fit.json).
+    points = read_operating_points(config, list(predictions))
     record = gate_candidates(
         value_model(config),
         target_vector(valid, config.data),
@@ -64,10 +70,17 @@ def main(argv: list[str]) -> None:
         seed=config.seed,
         currency=config.objective.currency,
         period=config.objective.period,
+        points=points,
     )
     # Reported, not required to tune: is each candidate already worth deploying?
     valued, _plots = evaluate_models(
-        config, value_model(config), roles, target_vector(valid, config.data), predictions, amount
+        config,
+        value_model(config),
+        roles,
+        target_vector(valid, config.data),
+        predictions,
+        amount,
+        points=points,
     )
     for name, decision in record["candidates"].items():
         decision["good_enough_met"] = valued["models"][name]["good_enough_met"]
@@ -79,13 +92,12 @@ def main(argv: list[str]) -> None:
         "tuning_allowed": record["best_passing"] is not None,
         **record,
     }
-    atomic_write_json(GATE_FILE, record)
+    atomic_write_json(GATE_FILE, stamp(record, config))  # lineage: contract B
     print(banner(record))
     if config.gate.strict and not record["tuning_allowed"]:
         raise GateRefusedError(
             "no candidate passed the gate and gate.strict is true; the decision record is in "
-            f"{GATE_FILE}. Set gate.strict=false to go on with the most valuable untuned "
-            "model (a baseline, if it earns most)."
+            f"{GATE_FILE}. Set gate.strict=false to go on with the best baseline."
         )
 
 

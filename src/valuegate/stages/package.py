@@ -1,15 +1,20 @@
 """Stage `package`: the deploy gate, then (if it passes) a bundle in the registry.
 
-Reads reports/evaluation.json (the final model, its validation threshold and test figures),
-the final model's pipeline and the test split; compares with the registry's champion when
-one exists. Writes metrics/deploy.json (every number and a one-sentence reason) and, when
-the model passes, models/registry/vN (promoted to champion when deploy.promote).
+Reads reports/evaluation.json (the final model, its validation operating point and test
+figures), reports/assessment.json (the honest estimate, for the too-good guard), the final
+model's pipeline and the splits; compares with the registry's champion when one exists, on
+the test rows neither has seen (row_lineage.py), spending the test rows' budget (the registry's
+budget.json). Writes metrics/deploy.json (every number and a one-sentence reason) and, when
+the model passes, models/registry/vN with its row lineage (promoted to champion when the
+gate allows and deploy.promote).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,34 +29,99 @@ from valuegate.bundle import (
 from valuegate.business import value_model
 from valuegate.config import load_params
 from valuegate.data import target_vector
-from valuegate.deploy import deploy_decision
+from valuegate.deploy import (
+    ChampionEvidence,
+    budget_attempt,
+    deploy_decision,
+    fresh_rows,
+    spend,
+)
 from valuegate.errors import ArtifactError, GateRefusedError
 from valuegate.io import atomic_write_json
 from valuegate.registry import Registry
+from valuegate.row_lineage import lineage_record, read_rows, row_hashes, to_npy
 from valuegate.serving.batch import score_frame
 from valuegate.stages.common import (
     METRICS,
     MODEL_FILE,
     PREDICTIONS_FILE,
     REPORTS,
+    check_data,
+    check_lineage,
     model_dirs,
     read_predictions,
-    read_schema,
     read_splits,
+    record_keys,
     run_stage,
+    stamp,
 )
 
 DEPLOY_FILE = METRICS / "deploy.json"
+ASSESSMENT_FILE = REPORTS / "assessment.json"
+
+log = logging.getLogger(__name__)
+
+
+def read_honest_estimate(path: Path = ASSESSMENT_FILE) -> tuple[dict[str, Any] | None, str]:
+    """(the assessment's honest estimate or None, a note saying where it came from or why
+    there is none). Read defensively: without it only the configured ceiling applies."""
+    if not path.is_file():
+        return None, f"{path} not found: only the deploy.too_good ceiling applies"
+    try:
+        estimate = json.loads(path.read_text()).get("honest_estimate")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None, f"{path} is not a JSON object: only the deploy.too_good ceiling applies"
+    if not isinstance(estimate, dict) or not isinstance(estimate.get("value"), int | float):
+        return None, f"{path} holds no honest_estimate: only the deploy.too_good ceiling applies"
+    return estimate, f"{path} honest_estimate ({estimate.get('how', 'cross-validated')})"
+
+
+def champion_evidence(
+    bundle: Any,
+    test: pd.DataFrame,
+    scores: Any,
+    new_columns: list[str],
+    new_seen: dict[str, Any],
+) -> ChampionEvidence:
+    """The champion's scores, operating point and the test rows neither model has seen."""
+    lineage = bundle.manifest.get("row_lineage")
+    point = bundle.operating_point[1]
+    name = bundle.version
+    if not isinstance(lineage, dict):
+        note = (
+            f"the champion {name} records no training rows (bundled before valuegate kept "
+            "row lineage), so no test row is known to be unseen by it"
+        )
+        return ChampionEvidence(name, scores, point, None, {"note": note})
+    columns = list(lineage.get("columns", []))
+    lacking = [c for c in columns if c not in test.columns]
+    if lacking:
+        note = (
+            f"the champion {name} identifies rows by {columns}, and this test split lacks "
+            f"{lacking}, so no test row is known to be unseen by it"
+        )
+        return ChampionEvidence(name, scores, point, None, {"note": note})
+    champion_seen = {which: read_rows(bundle.path, bundle.manifest, which) for which in new_seen}
+    fresh, counts = fresh_rows(
+        row_hashes(test, columns), champion_seen, row_hashes(test, new_columns), new_seen
+    )
+    counts.update(
+        by=lineage.get("by"),
+        champion_split_fingerprint=lineage.get("split_fingerprint"),
+        champion_data_sha256=lineage.get("data_sha256"),
+    )
+    return ChampionEvidence(name, scores, point, fresh, counts)
 
 
 def main(argv: list[str]) -> None:
     config = load_params()
-    schema = read_schema()
-    test = read_splits(names=("test",))["test"]  # train and valid only when packaging
+    schema = check_data(config)  # prepared from this config (contract B)
+    test = read_splits(names=("test",))["test"]
     report_path = REPORTS / "evaluation.json"
     if not report_path.is_file():
         raise ArtifactError(f"{report_path} not found: run the evaluate stage first.")
     report = json.loads(report_path.read_text())
+    check_lineage(report, config, report_path, record_keys(config))  # contract B
     final = report["final"]["model"]
     role, directory = model_dirs(config)[final]
     test_record = report["final"]["test"]
@@ -60,13 +130,38 @@ def main(argv: list[str]) -> None:
     amount = test[schema.amount_column].to_numpy(float) if schema.amount_column else None
     _, scores = read_predictions(config, "test", len(test), names=[final])
     new_scores = scores[final]
+    kind = "threshold" if schema.task == "binary" else "offset"
+    # The operating point the new model ships with: chosen before test (contract C).
+    new_point = float(report["final"]["valid"][kind])
+    honest, honest_note = read_honest_estimate()
 
     registry = Registry(config.deploy.registry)
     registry.ensure()
     champion = registry.champion
-    champion_scores = None
+    # A model already in the registry is not packaged (nor compared) again: after
+    # `valuegate models promote/rollback` DVC sees the registry changed and reruns this
+    # stage, which must not re-package (and re-promote) the model the user just rolled back
+    # from, nor spend the test rows' budget on a look it has already had.
+    predictions_sha256 = sha256_file(directory / PREDICTIONS_FILE)
+    held = registry.holding(final, predictions_sha256)
+
+    splits: dict[str, pd.DataFrame] = {}  # train and valid: only to compare or package
+    own: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def own_lineage() -> tuple[dict[str, Any], dict[str, Any]]:
+        nonlocal own
+        if own is None:
+            splits.update(read_splits(names=("train", "valid")))
+            split = {"config": config.data.split.model_dump(), "seed": config.seed}
+            own = lineage_record(
+                {**splits, "test": test}, schema.id_column, schema.source_sha256, split
+            )
+            log.info("row lineage: %s rows by %s", own[0]["rows"], own[0]["by"])
+        return own
+
+    evidence = attempt = key = None
     incompatible = None
-    if champion is not None:
+    if champion is not None and held is None:
         bundle = registry.load("champion")
         if bundle.manifest.get("data", {}).get("name") != config.data.name or (
             bundle.task != schema.task
@@ -81,21 +176,55 @@ def main(argv: list[str]) -> None:
                 incompatible = f"the champion {champion} rejects test rows: {errors[:3]}"
             else:
                 champion_scores = score_frame(bundle, clean)["score"].to_numpy()
+                record_of_rows, seen = own_lineage()
+                evidence = champion_evidence(
+                    bundle, test, champion_scores, record_of_rows["columns"], seen
+                )
+                key = {"model": final, "predictions_sha256": predictions_sha256,
+                       "champion": champion}  # fmt: skip
+                attempt = budget_attempt(
+                    registry.budget(),
+                    record_of_rows["test_rows_fingerprint"],
+                    key,
+                    1.0 - config.deploy.confidence,
+                    len(test),
+                )
 
     record = deploy_decision(
-        config, model, final, test_record, y_test, new_scores, amount, champion, champion_scores
-    )
+        config, model, final, test_record, y_test, new_scores, amount, new_point,
+        champion=evidence, attempt=attempt, honest=honest,
+    )  # fmt: skip
+    record["champion"] = champion
+    if "too_good" in record:
+        record["too_good"]["honest_source"] = honest_note
+    if "versus_champion" in record and attempt is not None and key is not None:
+        # Every comparison on these test rows is a look at them: record it before anything
+        # else can fail, so a crash after the look cannot give it back.
+        registry.write_budget(spend(registry.budget(), attempt, key, record["promote"]))
+    elif attempt is not None:  # no look taken: say what is left all the same
+        spent = attempt["spent"] - (0.0 if attempt["repeat"] else attempt["alpha"])
+        record["budget"] = {
+            "test_rows_fingerprint": attempt["test_rows_fingerprint"],
+            "attempt": None,
+            "spent": spent,
+            "left": max(0.0, attempt["budget"] - spent),
+            "budget": attempt["budget"],
+        }
     if incompatible:
-        record.update(packaged=False, reason=f"{incompatible}: not packaged")
-    # A model already in the registry is not packaged again: after `valuegate models
-    # promote/rollback` DVC sees the registry changed and reruns this stage, which must not
-    # re-package (and re-promote) the model the user just rolled back from.
-    predictions_sha256 = sha256_file(directory / PREDICTIONS_FILE)
-    held = registry.holding(final, predictions_sha256)
-    if held is not None and record["good_enough_met"]:
-        what = "the champion" if held == champion else f"the champion stays {champion}"
+        record.update(
+            packaged=False, promote=False, refused=True, reason=f"{incompatible}: not packaged"
+        )
+    if held is not None and not record.get("refused"):
+        what = (
+            "the champion"
+            if held == champion
+            else f"the champion stays {champion}"
+            if champion is not None
+            else f"the registry has no champion: `valuegate models promote {held}`"
+        )
         record.update(
             packaged=False,
+            promote=False,
             already_packaged=held,
             reason=(
                 f"{final} is already in the registry as {held} (same predictions; {what}): "
@@ -105,9 +234,8 @@ def main(argv: list[str]) -> None:
     record["version"] = None
     if record["packaged"]:
         version = registry.next_version()
-        splits = read_splits(names=("train", "valid"))
+        lineage, seen = own_lineage()
         train = splits["train"]
-        kind = "threshold" if schema.task == "binary" else "offset"
         fields = input_schema(schema, train)
         manifest = {
             "version": version,
@@ -128,10 +256,16 @@ def main(argv: list[str]) -> None:
             },
             "decision": {
                 "kind": kind,
-                "value": report["final"]["valid"][kind],
+                "value": new_point,
                 "action": config.objective.decision,
-                "chosen_on": "valid",
+                "chosen_on": report["final"]["valid"]
+                .get("operating_point", {})
+                .get("chosen_on", "valid"),
             },
+            # contract C: the score the threshold applies to is the calibrated one
+            "calibration": json.loads((directory / "fit.json").read_text()).get(
+                "calibration", {"method": "none"}
+            ),
             "objective": config.objective.model_dump(),
             "figures": {"valid": report["final"]["valid"], "test": test_record},
             "deploy_gate": record,
@@ -143,26 +277,32 @@ def main(argv: list[str]) -> None:
                 "target": schema.target,
                 "positive_label": schema.positive_label,
             },
+            # the rows the model has seen (train_rows.npy, valid_rows.npy): the next
+            # deploy gate compares with this model only on rows outside them
+            "row_lineage": lineage,
             "git_revision": git_revision(),
         }
         check = validate_chunk(pd.concat([splits["valid"], test], ignore_index=True), fields)[0]
         pipeline = load_pipeline(directory / MODEL_FILE)
-        written = save_bundle(Path(config.deploy.registry) / version, pipeline, manifest, check)
+        files = {lineage["files"][which]: to_npy(rows) for which, rows in seen.items()}
+        written = save_bundle(
+            Path(config.deploy.registry) / version, pipeline, manifest, check, files
+        )
         record["version"] = version
         record["hot_path"] = written["scoring"]["hot_path"]
-        if config.deploy.promote:
+        if record["promote"] and config.deploy.promote:
             registry.promote(version)
         record["champion_after"] = registry.champion
     else:
         record["champion_after"] = champion
-    atomic_write_json(DEPLOY_FILE, record)
+    atomic_write_json(DEPLOY_FILE, stamp(record, config))  # lineage: contract B
     print(f"deploy gate: {record['reason']}")
     if record["packaged"]:
         print(
             f"packaged {record['version']} ({record['hot_path']}); "
             f"champion: {record['champion_after']}"
         )
-    elif config.deploy.strict:
+    if record.get("refused") and config.deploy.strict:
         raise GateRefusedError(record["reason"])
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from valuegate.config import load_params
+from valuegate.config.fingerprint import CONF_DIR_NAME
+from valuegate.config.loading import PARAMS_FILE, deep_validate
 from valuegate.data import file_sha256, load_raw, prepare
 from valuegate.io import atomic_dir, atomic_write_json
 from valuegate.stages.common import PREPARED, run_stage
@@ -12,6 +14,8 @@ from valuegate.stages.common import PREPARED, run_stage
 
 def main(argv: list[str]) -> None:
     config = load_params()
+    # The first stage: a bad estimator param or data.name stops the run before any work.
+    deep_validate(config, PARAMS_FILE, CONF_DIR_NAME)
     raw = load_raw(config.data)
     splits, schema = prepare(raw, config.data, config.seed, file_sha256(Path(config.data.path)))
     with atomic_dir(PREPARED) as tmp:

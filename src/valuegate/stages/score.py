@@ -1,15 +1,17 @@
 """Stage `score`: batch scoring as part of the graph — the champion scores a file
 (deploy.batch.input, default data.path) into reports/scored.parquet, exactly what
-`valuegate predict --model champion` does."""
+`valuegate predict --model champion` does. metrics/score.json holds the row counts and,
+per column, the unseen categories and the gaps where training had none."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from valuegate.config import load_params
+from valuegate.errors import DataError
 from valuegate.io import atomic_write_json
 from valuegate.registry import Registry
-from valuegate.serving.batch import predict_file
+from valuegate.serving.batch import describe_extras, predict_file
 from valuegate.stages.common import METRICS, REPORTS, run_stage
 
 
@@ -36,18 +38,31 @@ def main(argv: list[str]) -> None:
         )
         return
     bundle = registry.load("champion")
-    summary = predict_file(
-        bundle,
-        source,
-        target,
-        chunk_size=config.deploy.batch.chunk_size,
-        on_error=config.deploy.batch.on_error,
-    )
+    try:
+        summary = predict_file(
+            bundle,
+            source,
+            target,
+            chunk_size=config.deploy.batch.chunk_size,
+            on_error=config.deploy.batch.on_error,
+            fix_hint=(
+                "Fix them, or set deploy.batch.on_error: skip to score the other rows "
+                "(each skipped row is reported)."
+            ),
+        )
+    except DataError as exc:
+        # The champion was chosen and promoted by `package` before this stage ran: say
+        # so, and how to go back, instead of leaving a promoted model behind a red stage.
+        raise DataError(
+            f"{exc} Note: `package` has already promoted {bundle.version} to champion of "
+            f"{registry.root}; to go back to the previous champion run `valuegate models "
+            f"rollback --registry {registry.root}` (listed by `valuegate models list`)."
+        ) from None
     summary.update(input=source, model_version=bundle.version)
     atomic_write_json(METRICS / "score.json", summary)
     print(
         f"scored {summary['rows_scored']} of {summary['rows_in']} rows of {source} with "
-        f"{bundle.version} into {REPORTS / 'scored.parquet'}"
+        f"{bundle.version} into {REPORTS / 'scored.parquet'}" + describe_extras(summary)
     )
 
 

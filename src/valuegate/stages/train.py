@@ -9,7 +9,7 @@ from valuegate.errors import ConfigError
 from valuegate.io import atomic_dir
 from valuegate.stages.common import (
     CANDIDATES,
-    read_schema,
+    check_data,
     read_splits_while_importing,
     run_stage,
     write_fitted,
@@ -32,10 +32,10 @@ def main(argv: list[str]) -> None:
             + f". Candidates: {', '.join(config.model)}."
         )
     fitted = fit_model(
-        name, "candidate", config.model[name], config, read_schema(), pending_splits()
+        name, "candidate", config.model[name], config, check_data(config), pending_splits()
     )
     with atomic_dir(CANDIDATES / name) as tmp:
-        write_fitted(fitted, tmp)
+        write_fitted(fitted, tmp, config)
     print(f"train: fitted {name} ({fitted.info['estimator']}) in {fitted.fit_seconds:.2f} s")
 
 

@@ -11,7 +11,6 @@ Writes `models/tuned/<name>/`, `metrics/tune.json` and `plots/tune/<name>.csv`.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,24 +20,18 @@ from valuegate.config import load_params
 from valuegate.errors import ArtifactError
 from valuegate.io import atomic_dir, atomic_write_json
 from valuegate.stages.common import (
-    METRICS,
     PLOTS,
-    read_schema,
+    TUNE_FILE,
+    TUNED,
+    check_data,
+    read_gate_record,
     read_splits,
     run_stage,
+    stamp,
     write_fitted,
 )
 
-GATE_FILE = METRICS / "gate.json"
-TUNE_FILE = METRICS / "tune.json"
-TUNED = Path("models/tuned")
 JOURNAL = Path("tuning/optuna.journal")
-
-
-def read_gate(path: Path = GATE_FILE) -> dict[str, Any]:
-    if not path.is_file():
-        raise ArtifactError(f"{path} not found: run the gate stage first (`dvc repro`).")
-    return json.loads(path.read_text())
 
 
 def selected(gate: dict[str, Any], which: str) -> list[str]:
@@ -94,8 +87,8 @@ def await_release() -> None:
 
 def main(argv: list[str]) -> None:
     config = load_params()
-    gate = read_gate()
-    schema = read_schema()
+    schema = check_data(config)
+    gate = read_gate_record(config)
     names = selected(gate, config.tune.candidates)
     splits = read_splits() if names else {}
     record: dict[str, Any] = {"tuning_allowed": bool(names), "studies": {}}
@@ -129,7 +122,8 @@ def main(argv: list[str]) -> None:
             failed = [w.args for w in workers if w.wait() != 0]
         if failed:
             raise ArtifactError(f"tuning workers failed: {failed}")
-        record["studies"][name] = result.summary()
+        # No timings in a git-tracked record (they differ on every run); printed below.
+        record["studies"][name] = {k: v for k, v in result.summary().items() if k != "seconds"}
         spec = tuned_spec(config.model[name], result.best_params)
         model = fit_model(f"{name}_tuned", "tuned", spec, config, schema, splits)
         model.info.update({"tuned_from": name, "study": result.study})
@@ -138,11 +132,12 @@ def main(argv: list[str]) -> None:
             f"tune: {name}: best cross-validated value {result.best_value:,.0f} "
             f"{config.objective.currency}/{config.objective.period} after "
             f"{result.n_complete} complete + {result.n_pruned} pruned trials "
-            f"({result.stop_reason}); params {result.best_params}"
+            f"({result.stop_reason}; {result.folds['kind']} folds; {result.seconds:.0f} s); "
+            f"params {result.best_params}"
         )
     with atomic_dir(TUNED) as tmp:
         for model, _ in fitted:
-            write_fitted(model, tmp / model.name)
+            write_fitted(model, tmp / model.name, config)
         if not fitted:
             (tmp / "NOT_TUNED.txt").write_text(
                 "The gate allowed no tuning; see metrics/gate.json and metrics/tune.json.\n"
@@ -152,7 +147,7 @@ def main(argv: list[str]) -> None:
     with atomic_dir(PLOTS / "tune") as tmp:
         for _model, result in fitted:
             result.trials.to_csv(tmp / f"{result.candidate}.csv", index=False)
-    atomic_write_json(TUNE_FILE, record)
+    atomic_write_json(TUNE_FILE, stamp(record, config))
 
 
 if __name__ == "__main__":
