@@ -150,6 +150,10 @@ def test_cli_sweep_runs_when_the_gate_passed(tuned_project: Path):
     # Every override the user gave is kept, quoted for the shell.
     assert "-S data.name=xor" in line and "-S tune.n_trials=3" in line
     assert "-S '+model.xgboost.search_space={max_depth:" in line
+    # A model, not only settings; other overrides than params.yaml's: written, not valued.
+    fit = json.loads((tuned_project / "models/tuned/xgboost_tuned/fit.json").read_text())
+    assert fit["forced"] is False and fit["study"] == summary["study"]
+    assert "not valued: params.yaml differs in tune, model.xgboost" in result.stdout
 
 
 def test_cli_sweep_keeps_an_experiment_preset_in_the_printed_command():
@@ -213,3 +217,42 @@ def test_a_new_split_after_tuning_reruns_cleanly(tmp_path: Path):
     tune = json.loads((project / "metrics" / "tune.json").read_text())
     assert tune["lineage"]["rows"] == gate["lineage"]["rows"] != first["lineage"]["rows"]
     run(["dvc", "repro"], project)  # nothing stale left behind: plain repro is clean too
+
+
+def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tmp_path: Path):
+    """`valuegate tune --force` used to print params only (models/tuned stayed empty): now
+    it refits the best params as the tune stage does, records the study as forced, and the
+    evaluate stage values it, so `valuegate show` lists it with its value."""
+    project = copy_project(tmp_path / "project")
+    rng = np.random.default_rng(3)
+    rows = 900
+    # Pure noise: no candidate passes the gate, so the pipeline's tune stage skips.
+    pd.DataFrame(
+        {
+            "a": rng.normal(size=rows),
+            "b": rng.normal(size=rows),
+            "label": np.where(rng.random(rows) < 0.3, "bad", "good"),
+        }
+    ).to_csv(project / "data" / "raw" / "xor.csv", index=False)
+    run(["git", "add", "data/raw/xor.csv"], project)
+    settings = [*SETTINGS, "tune.n_trials=3", "gate.n_resamples=100"]
+    run(["dvc", "exp", "run", *[x for s in settings for x in ("-S", s)]], project)
+    assert not json.loads((project / "metrics" / "gate.json").read_text())["tuning_allowed"]
+    assert not (project / "models" / "tuned" / "xgboost_tuned").exists()
+
+    cli = [sys.executable, "-m", "valuegate.cli"]
+    result = run([*cli, "tune", "--force", *settings], project)
+    assert "wrote models/tuned/xgboost_tuned/" in result.stdout
+    fit = json.loads((project / "models" / "tuned" / "xgboost_tuned" / "fit.json").read_text())
+    assert fit["forced"] is True and fit["tuned_from"] == "xgboost"
+    assert "operating_point" in fit and "lineage" in fit  # the stage's own refit path
+    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    assert tune["forced"] is True and tune["studies"]["xgboost"]["forced"] is True
+    assert tune["written_by"] == "valuegate tune" and "lineage" in tune
+
+    shown = run([*cli, "show"], project).stdout
+    line = next(x for x in shown.splitlines() if x.startswith("xgboost_tuned"))
+    assert line.split()[1] == "tuned"
+    report = json.loads((project / "reports" / "evaluation.json").read_text())
+    value = report["models"]["xgboost_tuned"]["value_per_period"]
+    assert isinstance(value, float)

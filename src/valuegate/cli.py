@@ -153,6 +153,59 @@ def _tune(args: argparse.Namespace) -> None:
         "To train with these params in the pipeline: "
         + pipeline_command(args.overrides, result.best_params, candidate)
     )
+    _write_tuned_model(config, schema, result, args)
+
+
+def _write_tuned_model(config, schema, result, args: argparse.Namespace) -> None:
+    """The sweep's result as a model: the best params refit exactly as the tune stage
+    does, written to the stage's outputs (models/tuned/, metrics/tune.json, plots/tune/),
+    then valued by the evaluate stage when params.yaml is this config, so that
+    `valuegate show`, evaluate and package see it like the stage's own (docs/tuning.md)."""
+    import logging
+
+    from valuegate.config import load_params
+    from valuegate.stages.common import TUNE_FILE, TUNED, read_splits, stale_keys, tune_keys
+    from valuegate.stages.tune import refit_best, write_outputs
+
+    log = logging.getLogger("valuegate.tune")
+    model = refit_best(config, schema, read_splits(), result)
+    study = {k: v for k, v in result.summary().items() if k != "seconds"}  # no timings
+    record = {
+        "tuning_allowed": not result.forced,
+        # True when --force tuned a candidate the gate had not passed.
+        "forced": result.forced,
+        "written_by": "valuegate tune",
+        "overrides": list(args.overrides),
+        "studies": {result.candidate: study},
+    }
+    write_outputs(config, [(model, result)], record)
+    print(
+        f"wrote {TUNED / model.name}/ and {TUNE_FILE}"
+        + (" (forced past the gate)" if result.forced else "")
+        + "; the next `dvc repro` reruns the tune stage, which replaces them (docs/tuning.md)."
+    )
+    # Value it like every model, but only in the config the stages read (params.yaml):
+    # with other overrides the evaluate stage would rightly refuse this record.
+    try:
+        stages_config = load_params(args.params)
+        stale = stale_keys(
+            json.loads(TUNE_FILE.read_text()), stages_config, tune_keys(result.candidate)
+        )
+    except ValuegateError as exc:
+        stale, why = ["params.yaml"], str(exc)
+    else:
+        why = f"{args.params} differs in {', '.join(stale)}"
+    if stale:
+        print(
+            f"not valued: {why}. Run `{pipeline_command(args.overrides)}` then "
+            "valuegate tune again, or the printed `dvc exp run` line."
+        )
+        return
+    from valuegate.stages.evaluate import main as evaluate
+
+    log.info("valuing %s with the evaluate stage", model.name)
+    evaluate([])
+    print("valued in reports/evaluation.json: `valuegate show` lists it.")
 
 
 def _train(args: argparse.Namespace) -> None:

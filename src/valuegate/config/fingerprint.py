@@ -97,12 +97,19 @@ def data_lineage(data: Any, seed: int) -> dict[str, str]:
 def config_fingerprints(config: Any) -> dict[str, str]:
     """key path -> fingerprint for every section an artifact can depend on.
 
-    Keys: data, seed, objective, gate, tune, assess, deploy, baseline.<name>,
+    Keys: data, seed, objective, gate, gate.cross_fit (cross-fitting + calibration: what a
+    fitted model's operating point depends on), tune, assess, deploy, baseline.<name>,
     model.<name> (estimator + params) and model.<name>.search_space.
     """
     out = data_lineage(config.data, config.seed)
     for section in ("objective", "gate", "tune", "assess", "deploy"):
         out[section] = fingerprint(getattr(config, section).model_dump(mode="json"))
+    out["gate.cross_fit"] = fingerprint(
+        {
+            "cross_fit": config.gate.cross_fit.model_dump(mode="json"),
+            "calibration": config.gate.calibration,
+        }
+    )
     for name, spec in config.baseline.items():
         out[f"baseline.{name}"] = fingerprint(_spec(spec))
     for name, spec in config.model.items():

@@ -167,19 +167,21 @@ def check_data(config: Config, prepared: Path = ASSESSED, fix: str = RERUN) -> S
 
 
 def model_keys(role: str, name: str) -> list[str]:
-    """The lineage keys a fitted model of `role` depends on."""
+    """The lineage keys a fitted model of `role` depends on: its spec, and the objective and
+    cross-fitting its out-of-fold operating point and calibration were chosen with."""
+    chosen_with = ["objective", "gate.cross_fit"]
     if role == "baseline":
-        return [*DATA_KEYS, f"baseline.{name}"]
+        return [*DATA_KEYS, *chosen_with, f"baseline.{name}"]
     if role == "tuned":
         candidate = name.removesuffix("_tuned")
         return [
             *DATA_KEYS,
-            "objective",
+            *chosen_with,
             "tune",
             f"model.{candidate}",
             f"model.{candidate}.search_space",
         ]
-    return [*DATA_KEYS, f"model.{name}"]
+    return [*DATA_KEYS, *chosen_with, f"model.{name}"]
 
 
 def read_splits(

@@ -16,7 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from valuegate.config import load_params
+import pandas as pd
+
+from valuegate.config import Config, load_params
+from valuegate.data import Schema
 from valuegate.errors import ArtifactError
 from valuegate.io import atomic_dir, atomic_write_json
 from valuegate.stages.common import (
@@ -102,8 +105,7 @@ def main(argv: list[str]) -> None:
         print("=" * 78)
     if names:
         # Optuna and the estimators are imported only when there is something to tune.
-        from valuegate.training import fit_model
-        from valuegate.tuning import tune_candidate, tuned_spec
+        from valuegate.tuning import tune_candidate
     fitted = []
     for name in names:
         workers = spawn_workers(name, config.tune.n_jobs)
@@ -124,10 +126,7 @@ def main(argv: list[str]) -> None:
             raise ArtifactError(f"tuning workers failed: {failed}")
         # No timings in a git-tracked record (they differ on every run); printed below.
         record["studies"][name] = {k: v for k, v in result.summary().items() if k != "seconds"}
-        spec = tuned_spec(config.model[name], result.best_params)
-        model = fit_model(f"{name}_tuned", "tuned", spec, config, schema, splits)
-        model.info.update({"tuned_from": name, "study": result.study})
-        fitted.append((model, result))
+        fitted.append((refit_best(config, schema, splits, result), result))
         print(
             f"tune: {name}: best cross-validated value {result.best_value:,.0f} "
             f"{config.objective.currency}/{config.objective.period} after "
@@ -135,6 +134,27 @@ def main(argv: list[str]) -> None:
             f"({result.stop_reason}; {result.folds['kind']} folds; {result.seconds:.0f} s); "
             f"params {result.best_params}"
         )
+    write_outputs(config, fitted, record)
+
+
+def refit_best(config: Config, schema: Schema, splits: dict[str, pd.DataFrame], result: Any):
+    """The study's best params refit on the training split and scored like any model
+    (training.fit_model: out-of-fold calibration and operating point). The one refit path,
+    for the stage and for the `valuegate tune` command."""
+    from valuegate.training import fit_model
+    from valuegate.tuning import tuned_spec
+
+    name = result.candidate
+    spec = tuned_spec(config.model[name], result.best_params)
+    model = fit_model(f"{name}_tuned", "tuned", spec, config, schema, splits)
+    model.info.update({"tuned_from": name, "study": result.study, "forced": result.forced})
+    return model
+
+
+def write_outputs(config: Config, fitted: list[tuple[Any, Any]], record: dict[str, Any]) -> None:
+    """`models/tuned/`, `plots/tune/` and `metrics/tune.json` (stamped with `config`'s
+    lineage), each replaced whole and atomically: the stage's outputs, also when the
+    `valuegate tune` command writes them."""
     with atomic_dir(TUNED) as tmp:
         for model, _ in fitted:
             write_fitted(model, tmp / model.name, config)
