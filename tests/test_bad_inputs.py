@@ -138,7 +138,7 @@ CONFIG_CASES = [
     ),
     Case(
         "yaml syntax error",
-        ["conf/model/xgboost.yaml:10:", "invalid YAML"],
+        ["conf/model/xgboost.yaml:", "invalid YAML"],
         conf_edit=("model/xgboost.yaml", "    max_depth: 4\n", "    max_depth: [4\n"),
     ),
     Case(

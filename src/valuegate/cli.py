@@ -197,7 +197,8 @@ def _write_tuned_model(config, schema, result, args: argparse.Namespace) -> None
         why = f"{args.params} differs in {', '.join(stale)}"
     if stale:
         print(
-            f"not valued: {why}. Run `{pipeline_command(args.overrides)}` then "
+            f"not valued: {why} (`valuegate show` still shows the last evaluation, made "
+            f"before this model). Run `{pipeline_command(args.overrides)}` then "
             "valuegate tune again, or the printed `dvc exp run` line."
         )
         return
