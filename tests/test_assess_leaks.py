@@ -275,6 +275,7 @@ def test_distinct_ids_with_identical_profiles_within_a_split_are_noted_not_dropp
     assert within.severity == "info"
     assert within.evidence["distinct_ids"] > 100  # 1% of rows warned before
     assert "distinct cases with identical feature vectors" in within.title
+    assert f"rows ({within.evidence['distinct_ids'] / 4000:.1%}) share the" in within.title
     assert result.figures["duplicate_rows"] == 0
     assert all(len(r) == 0 for r in result.dropped_rows.values())
 

@@ -119,8 +119,9 @@ def check_duplicates(data: AssessData, config: AssessConfig) -> CheckResult:
             Finding(
                 id="duplicates:within_split",
                 severity="info",
-                title=f"{plural(n_profiles, 'row shares', 'rows share')} ({share:.1%}) the "
-                f"feature values and label of an earlier row of the same split under another "
+                title=f"{plural(n_profiles, 'row', 'rows')} ({share:.1%}) "
+                f"share{'s' if n_profiles == 1 else ''} the feature values and label of an earlier "
+                f"row of the same split under another "
                 f"{data.id_column!r} (train {within_counts['train']:,}, valid "
                 f"{within_counts['valid']:,}, test {within_counts['test']:,}): distinct cases "
                 "with identical feature vectors, as coarse coded features make common. Not "
