@@ -37,6 +37,14 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Flush `tmp` to disk, rename it over `target`, and make the rename durable."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`."""
@@ -48,10 +56,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         _normal_mode(tmp)
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        _move_into_place(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -94,10 +99,7 @@ def partial_path(path: str | Path) -> Iterator[Path]:
     tmp = _partial_name(target, os.getpid())
     try:
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        _move_into_place(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
