@@ -297,3 +297,15 @@ def test_a_bundle_scores_calibrated_like_its_predictions(tmp_path):
     )
     uncalibrated = Bundle(tmp_path, {**manifest, "calibration": None}, pipeline, None, None)
     np.testing.assert_allclose(uncalibrated.score_frame(frame), raw)
+
+
+def test_break_even_probability_only_inside_zero_one():
+    def model(tp, fp, fn, tn):
+        values = {"tp": (tp, 0), "fp": (fp, 0), "fn": (fn, 0), "tn": (tn, 0)}
+        return BinaryValueModel(values=values, volume=1)
+
+    assert model(0, 0, -1500, 300).break_even_probability() == pytest.approx(1 / 6)
+    # acting pays even on a negative case (fp > tn): act always, no break-even
+    assert model(10, 5, 0, 0).break_even_probability() is None
+    # acting costs even on a positive case (tp < fn): never act, no break-even
+    assert model(-5, -10, 0, 0).break_even_probability() is None

@@ -602,3 +602,17 @@ def test_a_crash_while_writing_leaves_no_bundle_that_looks_complete(tmp_path):
     leftovers = [p.name for p in (tmp_path / "reg").iterdir()]
     assert leftovers and all(name.startswith(".v1.") for name in leftovers)  # the temp dir
     assert Registry(tmp_path / "reg").versions() == []
+
+
+def test_a_first_chunk_of_only_bad_rows_is_skipped_without_breaking_the_output(built, tmp_path):
+    bundle = load_bundle(built[0])
+    rows = raw_rows(30)
+    rows["credit_amount"] = rows["credit_amount"].astype(object)
+    rows.loc[:9, "credit_amount"] = "lots"  # the whole first chunk
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.parquet"
+    summary = predict_file(bundle, tmp_path / "in.csv", out, chunk_size=10, on_error="skip")
+    assert (summary["rows_scored"], summary["rows_skipped"]) == (20, 10)
+    scored = pd.read_parquet(out)
+    assert scored["row"].tolist() == list(range(11, 31))
+    assert scored["decision"].dtype == bool

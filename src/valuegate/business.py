@@ -282,7 +282,9 @@ class BinaryValueModel:
         total = gain_if_positive + loss_if_negative
         if total <= 0:
             return None  # acting never (or always) pays: no break-even inside (0, 1)
-        return float(loss_if_negative / total)
+        ratio = float(loss_if_negative / total)
+        # Outside (0, 1) one action pays whatever the probability: no break-even either.
+        return ratio if 0.0 < ratio < 1.0 else None
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

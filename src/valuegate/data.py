@@ -271,7 +271,8 @@ def time_order(values: pd.Series, column: str) -> np.ndarray:
         )
     if ptypes.is_numeric_dtype(values) or ptypes.is_datetime64_any_dtype(values):
         return values.to_numpy()
-    parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed")
+    # utc: local times across a daylight-saving change carry two offsets
+    parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed", utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
         first = values[bad].astype(str).head(3).tolist()

@@ -7,9 +7,10 @@ In order (the first that fails decides; `deploy_decision`):
     3. against the registry's champion, only on test rows that NEITHER model has seen (a
        bundle records the hashes of the rows it was fitted and selected on: `row_lineage.py`),
        both models at the operating points they ship with (the champion at its manifest
-       threshold / offset, the new model at the one evaluation chose on validation): a
-       paired bootstrap of the uplift at those fixed points (`fixed_point_uplifts`), tested
-       at the level this attempt may spend of the test rows' budget (`budget_attempt`).
+       threshold / offset, the new model at its own, chosen on out-of-fold training
+       scores): a paired bootstrap of the uplift at those fixed points
+       (`fixed_point_uplifts`), tested at the level this attempt may spend of the test
+       rows' budget (`budget_attempt`).
 
 Too few unseen rows (`deploy.min_fresh_rows`), or a champion without lineage: no comparison.
 The new model is then packaged (it met 1 and 2 on its own test split) but NOT promoted;
@@ -305,7 +306,7 @@ def deploy_decision(
 ) -> dict[str, Any]:
     """The deploy decision record.
 
-    `test_record`: the final model's test figures at its validation operating point
+    `test_record`: the final model's test figures at its shipped operating point
     (reports/evaluation.json `final.test`); `y_test`, `new_scores`, `amount`: shape (n,)
     over the test split; `new_point`: the threshold / offset the new model ships with;
     `champion`: None when the registry has none (or none comparable); `attempt`: from
@@ -379,6 +380,16 @@ def deploy_decision(
         return record
 
     assert attempt is not None, "a comparison needs its budget attempt"
+    if attempt["alpha"] <= 0:
+        # Earlier attempts spent the whole budget (e.g. deploy.confidence was raised since):
+        # no comparison on these rows can be trusted at any level.
+        record["budget"] = attempt
+        return refuse(
+            f"the test rows' budget is spent ({attempt['spent']:.3g} of "
+            f"{attempt['budget']:.3g} used by {attempt['attempt'] - 1} earlier attempts): "
+            f"{final} is not compared with champion {champion.name} on them; label fresh data "
+            "for a new test split: not packaged"
+        )
     observed, uplifts = fixed_point_uplifts(
         model,
         y_test[fresh],

@@ -216,7 +216,8 @@ def choose_final(
         pick = name
         if tuned in records:
             pool.append(tuned)
-            if value[tuned] > value[name]:
+            # a tuned model that breaks the objective's constraints never replaces it
+            if records[tuned].get("constraints_met", True) and value[tuned] > value[name]:
                 pick = tuned
         choices.append(pick)
     final = max(choices, key=lambda n: value[n])

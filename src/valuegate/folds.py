@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import (
     GroupKFold,
     KFold,
@@ -22,6 +23,8 @@ from sklearn.model_selection import (
     StratifiedKFold,
     TimeSeriesSplit,
 )
+
+from valuegate.errors import DataError
 
 Fold = tuple[np.ndarray, np.ndarray]
 
@@ -36,16 +39,11 @@ def fold_kind(time_ordered: bool, groups: Any | None) -> str:
 
 
 def _repeats(groups: Any) -> bool:
-    values = np.asarray(groups)
-    return len(np.unique(values[~_isnull(values)])) < int((~_isnull(values)).sum())
+    return bool(pd.Series(groups).dropna().astype(str).duplicated().any())
 
 
 def _isnull(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind in "fc":
-        return np.isnan(values)
-    if values.dtype.kind == "O":
-        return np.array([v is None or (isinstance(v, float) and v != v) for v in values])
-    return np.zeros(len(values), dtype=bool)
+    return pd.isna(pd.Series(values)).to_numpy()
 
 
 def make_folds(
@@ -68,6 +66,7 @@ def make_folds(
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     kind = fold_kind(time_ordered, groups)
+    _check_enough(kind, n, n_folds, groups)
     if kind == "time":
         splitter: Any = TimeSeriesSplit(n_splits=n_folds)
         return [(tr, te) for tr, te in splitter.split(np.zeros(n))]
@@ -83,6 +82,25 @@ def make_folds(
     else:
         splitter = KFold(n_folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(n), y))
+
+
+def _check_enough(kind: str, n: int, n_folds: int, groups: Any | None) -> None:
+    """A DataError naming the cause, where scikit-learn's splitters would raise their own."""
+    if kind == "group":
+        distinct = pd.Series(groups).dropna().astype(str).nunique() + int(
+            pd.isna(pd.Series(groups)).sum()
+        )
+        if distinct < n_folds:
+            raise DataError(
+                f"data.id_column has only {distinct} distinct values in the training split, "
+                f"fewer than the {n_folds} folds asked for: every fold needs ids of its own "
+                "(lower the folds or check that the id column identifies rows)."
+            )
+    elif n < n_folds + 1 if kind == "time" else n < n_folds:
+        raise DataError(
+            f"the training split has {n} rows, too few for {n_folds} "
+            f"{'forward-chaining ' if kind == 'time' else ''}folds."
+        )
 
 
 def _group_codes(groups: np.ndarray) -> np.ndarray:

@@ -2,8 +2,9 @@
 before tuning is allowed.
 
 Pure functions: arrays in, a decision record out (no file I/O, no config loading). Every
-money figure comes from the value model in `business.py` (`curve` / `choose_threshold` /
-`choose_offset` / `value_per_period`); this module only resamples rows and compares.
+money figure comes from the value model in `business.py` (`case_values_at` at each model's
+fixed operating point, chosen out of fold on train); this module only resamples rows and
+compares.
 
 Shapes and units
     `y_true`, predictions and `amount` have shape (n,) (one entry per case of the split the
@@ -291,7 +292,7 @@ def decide(
 ) -> GateDecision:
     """The gate's decision for one candidate, from its bootstrap uplifts.
 
-    `uplifts`: shape (n_resamples,), currency per period (from `paired_bootstrap_uplift`).
+    `uplifts`: shape (n_resamples,), currency per period (from `bootstrap_at_points`).
     `observed_uplift`: the uplift on the full split. `min_uplift`: the smallest uplift that
     matters (currency per period). `confidence`: e.g. 0.95. `n_compared`: how many candidates
     are compared with the baseline in the same gate (the best of them is then picked).

@@ -123,7 +123,9 @@ def value_problem(estimator: str, task: str, name: str, value: Any) -> str | Non
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError("n_estimators must be an integer >= 1")
-            if name not in ("n_estimators", "n_jobs", "early_stopping_rounds"):
+            # (params sized by the features cannot be checked on a one-feature table)
+            feature_sized = ("monotone_constraints", "interaction_constraints", "feature_weights")
+            if name not in ("n_estimators", "n_jobs", "early_stopping_rounds", *feature_sized):
                 fast = {"n_estimators": 1, "n_jobs": 1, name: value}
                 import warnings
 

@@ -39,6 +39,18 @@ class OutputError(ValuegateError):
     kind = "output error"
 
 
+def _empty_output(bundle: Bundle) -> pa.Table:
+    """No rows, with exactly the columns and types a scored chunk has."""
+    return pa.table(
+        {
+            "row": pa.array([], pa.int64()),
+            "score": pa.array([], pa.float64()),
+            "decision": pa.array([], pa.bool_() if bundle.task == "binary" else pa.float64()),
+            "expected_value": pa.array([], pa.float64()),
+        }
+    )
+
+
 def _first_undecodable(path: Path, encoding: str) -> str:
     """Where `path` stops being `encoding` text: 'line L (data row R), byte 0xNN'."""
     with open(path, "rb") as handle:
@@ -262,13 +274,13 @@ def _score_into(
                 rows_in += len(chunk)
                 keep = ~checked.bad
                 clean = checked.clean.loc[keep]
-                scored = (
-                    score_frame(bundle, clean)
-                    if len(clean)
-                    else pd.DataFrame({"score": [], "decision": [], "expected_value": []})
-                )
-                scored.insert(0, "row", row_numbers[keep])
-                table = pa.Table.from_pandas(scored, preserve_index=False)
+                if len(clean):
+                    scored = score_frame(bundle, clean)
+                    scored.insert(0, "row", row_numbers[keep])
+                    table = pa.Table.from_pandas(scored, preserve_index=False)
+                else:  # every row of the chunk skipped: the same columns and types, no rows
+                    table = _empty_output(bundle)
+                    scored = table
                 if writer is None:
                     writer = _writer(tmp, table.schema, as_csv)
                 writer.write_table(table)
@@ -278,16 +290,7 @@ def _score_into(
             if writer is not None:
                 writer.close()
         if writer is None:  # a header and no rows: still a valid, empty output
-            table = pa.table(
-                {
-                    "row": pa.array([], pa.int64()),
-                    "score": pa.array([], pa.float64()),
-                    "decision": pa.array(
-                        [], pa.bool_() if bundle.task == "binary" else pa.float64()
-                    ),
-                    "expected_value": pa.array([], pa.float64()),
-                }
-            )
+            table = _empty_output(bundle)
             empty_writer = _writer(tmp, table.schema, as_csv)
             empty_writer.write_table(table)
             empty_writer.close()

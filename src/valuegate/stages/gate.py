@@ -42,8 +42,8 @@ def banner(record: dict[str, Any]) -> str:
         rule = "=" * 78
         lines += [
             rule,
-            "gate: NO CANDIDATE PASSED — tuning is skipped; the best baseline goes forward "
-            "(gate.final_model: gated).",
+            "gate: NO CANDIDATE PASSED — tuning is skipped; with gate.final_model: gated "
+            "(the default) the best baseline goes forward.",
             rule,
         ]
     return "\n".join(lines)

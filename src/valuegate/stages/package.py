@@ -1,6 +1,6 @@
 """Stage `package`: the deploy gate, then (if it passes) a bundle in the registry.
 
-Reads reports/evaluation.json (the final model, its validation operating point and test
+Reads reports/evaluation.json (the final model, its shipped operating point and test
 figures), reports/assessment.json (the honest estimate, for the too-good guard), the final
 model's pipeline and the splits; compares with the registry's champion when one exists, on
 the test rows neither has seen (row_lineage.py), spending the test rows' budget (the registry's
