@@ -159,7 +159,7 @@ def scenario_deploy_sequence(n: int, reps: int, resamples: int, seed: int) -> tu
     out-of-fold rows and attempt k is tested at alpha * 2**-k; before, both thresholds were
     re-chosen on test and every attempt was tested at alpha."""
     from valuegate import deploy
-    from valuegate.gate import decide, paired_bootstrap_uplift
+    from valuegate.gate import decide
 
     budget = hasattr(deploy, "budget_attempt")
     rng = np.random.default_rng(seed)
@@ -189,7 +189,9 @@ def scenario_deploy_sequence(n: int, reps: int, resamples: int, seed: int) -> tu
                 )
                 passed = deploy.compare(observed, uplifts, attempt["alpha"], 0.0)["passed"]
                 ledger = deploy.spend(ledger, attempt, key, passed)
-            else:
+            else:  # the code before issue 12 (`--rev`), which still had this function
+                from valuegate.gate import paired_bootstrap_uplift
+
                 uplifts = paired_bootstrap_uplift(
                     MONEY, y, new[0], champion[0], None, (), resamples, run_seed
                 )

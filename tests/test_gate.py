@@ -10,7 +10,7 @@ import pytest
 
 from valuegate.business import BinaryValueModel, RegressionValueModel
 from valuegate.config.schema import THRESHOLD_METRICS, parse_constraint
-from valuegate.gate import bootstrap_at_points, decide, gate_candidates, paired_bootstrap_uplift
+from valuegate.gate import bootstrap_at_points, case_values_at_points, decide, gate_candidates
 
 # Fraud-like: catching a positive is worth 100, a false alarm costs 20, a miss costs 200;
 # 1,000 cases per month, so figures are EUR/month.
@@ -31,17 +31,27 @@ def noisy_scores(latent: np.ndarray, noise_sd: float, rng: np.random.Generator) 
     return 1.0 / (1.0 + np.exp(-(latent + rng.normal(0.0, noise_sd, len(latent)))))
 
 
+def fixed_point_uplifts(y, candidate, baseline, n_resamples, seed=0, points=None):
+    """Bootstrap uplifts (n_resamples,) of `candidate` over `baseline` at fixed thresholds
+    (by default each one's best threshold on these rows), and the observed uplift."""
+    if points is None:
+        points = {
+            "candidate": BINARY.choose_threshold(y, candidate).value,
+            "baseline": BINARY.choose_threshold(y, baseline).value,
+        }
+    cases = case_values_at_points(BINARY, y, {"candidate": candidate, "baseline": baseline}, points)
+    draws = bootstrap_at_points(cases, BINARY.volume, n_resamples, seed)
+    observed = (cases["candidate"].mean() - cases["baseline"].mean()) * BINARY.volume
+    return draws["candidate"] - draws["baseline"], float(observed)
+
+
 @pytest.fixture(scope="module")
 def clear_win():
     rng = np.random.default_rng(7)
     y, latent = binary_data(3000, rng)
     candidate = noisy_scores(latent, 0.3, rng)
     baseline = noisy_scores(latent, 2.0, rng)
-    uplifts = paired_bootstrap_uplift(BINARY, y, candidate, baseline, n_resamples=300, seed=1)
-    observed = (
-        BINARY.choose_threshold(y, candidate).value_per_period
-        - BINARY.choose_threshold(y, baseline).value_per_period
-    )
+    uplifts, observed = fixed_point_uplifts(y, candidate, baseline, n_resamples=300, seed=1)
     return y, candidate, baseline, uplifts, observed
 
 
@@ -66,7 +76,7 @@ def test_a_clearly_better_candidate_passes_and_a_high_bar_stops_it(clear_win):
 
 def test_identical_predictions_give_exactly_zero_uplift_and_do_not_pass(clear_win):
     y, candidate, _, _, _ = clear_win
-    uplifts = paired_bootstrap_uplift(BINARY, y, candidate, candidate.copy(), n_resamples=50)
+    uplifts, _ = fixed_point_uplifts(y, candidate, candidate.copy(), n_resamples=50)
     assert np.all(uplifts == 0.0)
     decision = decide("twin", "linear", uplifts, 0.0, 0.0, 0.95, 1, "EUR", "month")
     assert not decision.passed  # a lower bound of exactly 0 does not beat the baseline
@@ -75,9 +85,9 @@ def test_identical_predictions_give_exactly_zero_uplift_and_do_not_pass(clear_wi
 
 def test_same_seed_same_uplifts_different_seed_different(clear_win):
     y, candidate, baseline, _, _ = clear_win
-    first = paired_bootstrap_uplift(BINARY, y, candidate, baseline, n_resamples=40, seed=3)
-    again = paired_bootstrap_uplift(BINARY, y, candidate, baseline, n_resamples=40, seed=3)
-    other = paired_bootstrap_uplift(BINARY, y, candidate, baseline, n_resamples=40, seed=4)
+    first, _ = fixed_point_uplifts(y, candidate, baseline, n_resamples=40, seed=3)
+    again, _ = fixed_point_uplifts(y, candidate, baseline, n_resamples=40, seed=3)
+    other, _ = fixed_point_uplifts(y, candidate, baseline, n_resamples=40, seed=4)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
 
@@ -116,32 +126,6 @@ def test_reason_sentences_by_hand():
     assert record["prob_positive"] == pytest.approx(200 / 1001)
     with pytest.raises(ValueError, match="confidence"):
         decide("a", "b", uplifts, 0.0, 0.0, 1.5, 1, "EUR", "month")
-
-
-def test_fast_binary_path_matches_choose_threshold_per_resample():
-    rng = np.random.default_rng(11)
-    n = 250
-    y = rng.integers(0, 2, n)
-    candidate = rng.integers(0, 20, n) / 19.0  # many ties
-    baseline = np.round(rng.random(n), 2)
-    amount = rng.uniform(10, 1000, n)
-    model = BinaryValueModel(
-        values={"tp": (5, 0.01), "fp": (-1, 0), "fn": (-3, -0.02), "tn": (2, 0)}, volume=7
-    )
-    constraints = [parse_constraint("precision >= 0.55", THRESHOLD_METRICS)]
-    uplifts = paired_bootstrap_uplift(
-        model, y, candidate, baseline, amount, constraints, n_resamples=30, seed=5
-    )
-    draws = np.random.default_rng(5)
-    expected = []
-    for _ in range(30):
-        idx = draws.integers(0, n, size=n)
-        points = [
-            model.choose_threshold(y[idx], s[idx], amount[idx], constraints)
-            for s in (candidate, baseline)
-        ]
-        expected.append(points[0].value_per_period - points[1].value_per_period)
-    np.testing.assert_allclose(uplifts, expected, rtol=1e-9, atol=1e-9)
 
 
 CONFIDENCE = 0.9  # the simulations test the gate at 90%: 10% false passes allowed

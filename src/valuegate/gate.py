@@ -39,12 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from valuegate.business import (
-    BinaryValueModel,
-    RegressionValueModel,
-    ValueModel,
-    threshold_metrics,
-)
+from valuegate.business import ValueModel
 from valuegate.config.schema import Constraint
 
 Constraints = Sequence[Constraint]
@@ -55,135 +50,6 @@ def _array(values: Any, name: str) -> np.ndarray:
     if array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
     return array
-
-
-def _feasible(curve: dict[str, np.ndarray], constraints: Constraints) -> np.ndarray:
-    """Which points of a `BinaryValueModel.curve` meet every constraint, shape (m + 1,).
-
-    Vectorised `Constraint.holds`: a NaN metric (undefined at that point) fails, exactly as
-    `holds` treats it (every comparison with NaN is False).
-    """
-    ok = np.ones(len(curve["threshold"]), dtype=bool)
-    if not constraints:
-        return ok
-    metrics = threshold_metrics(curve)
-    for constraint in constraints:
-        values = metrics[constraint.metric]
-        if constraint.op == ">=":
-            ok &= values >= constraint.bound
-        else:
-            ok &= values <= constraint.bound
-    return ok
-
-
-def _best_curve_value(curve: dict[str, np.ndarray], constraints: Constraints) -> float:
-    """Value per period at the threshold `choose_threshold` would pick on the same rows.
-
-    `choose_threshold` maximises `curve["value_per_period"]` over the points meeting every
-    constraint (over all points when none does), so the maximum is the value at its chosen
-    threshold. (Its tie-break picks the middle of points within 1e-9 relative of the
-    maximum, so the two agree to that precision.)
-    """
-    value = curve["value_per_period"]
-    feasible = _feasible(curve, constraints)
-    return float(value[feasible].max() if feasible.any() else value.max())
-
-
-def paired_bootstrap_uplift(
-    value_model: ValueModel,
-    y_true: Any,
-    candidate_pred: Any,
-    baseline_pred: Any,
-    amount: Any | None = None,
-    constraints: Constraints = (),
-    n_resamples: int = 1000,
-    seed: int = 0,
-    n_offset_candidates: int = 51,
-) -> np.ndarray:
-    """LEGACY (kept for callers not yet moved to fixed points; the gate and the evaluation
-    use `bootstrap_at_points`): bootstrap distribution of the candidate's uplift over the
-    baseline with each operating point chosen again inside every resample. Issue 12 showed
-    this is optimistic for models with many distinct scores; do not use it for decisions.
-
-    Arguments: `y_true`, `candidate_pred`, `baseline_pred` and `amount` (binary only; ignored
-    for regression, as in `evaluation.evaluate_predictions`) have shape (n,). Returns an array
-    of shape (n_resamples,): candidate value per period minus baseline value per period
-    (currency per period), one entry per resample.
-
-    Each resample draws n row indices with replacement (a `numpy` Generator seeded with
-    `seed`); both models are valued on the SAME rows (a paired bootstrap). Inside each
-    resample each model's operating point is chosen again, on the resampled rows, with the
-    same constraints: `choose_threshold` (binary) or `choose_offset` (regression). This is
-    deliberate: the threshold / offset is itself estimated from data, and re-choosing it
-    carries that selection variance (and the optimism of picking the best point in-sample,
-    which both models share) into the interval, instead of pretending the operating point
-    was known in advance.
-
-    Binary: rather than calling `choose_threshold` per resample, each resample calls
-    `value_model.curve` (the same value model `choose_threshold` uses) and takes the maximum
-    value over the points meeting the constraints, which is the value at the threshold
-    `choose_threshold` picks. Rows are passed to `curve` already in score order (from a sort
-    done once), so its internal stable sort runs in linear time. 20,000 rows x 1,000
-    resamples take a few seconds on one core.
-
-    Regression: `choose_offset` is called per resample with
-    `n_candidates=n_offset_candidates` (its default of 201 is slow on many resamples; the
-    value near the optimal offset is flat, so a coarser grid costs little).
-    """
-    y = _array(y_true, "y_true")
-    cand = _array(candidate_pred, "candidate_pred")
-    base = _array(baseline_pred, "baseline_pred")
-    n = len(y)
-    if n == 0:
-        raise ValueError("cannot bootstrap an empty set of cases")
-    if len(cand) != n or len(base) != n:
-        raise ValueError(
-            f"y_true has {n} rows but candidate_pred has {len(cand)} and baseline_pred "
-            f"has {len(base)}"
-        )
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    constraints = tuple(constraints)
-    rng = np.random.default_rng(seed)
-    uplifts = np.empty(n_resamples, dtype=float)
-
-    if isinstance(value_model, BinaryValueModel):
-        amounts = None if amount is None else _array(amount, "amount")
-        if amounts is not None and len(amounts) != n:
-            raise ValueError(f"y_true has {n} rows but amount has {len(amounts)}")
-        if np.isnan(cand).any() or np.isnan(base).any():
-            raise ValueError("scores contain NaN")
-        # Row order by descending score, once per model (stable, like `curve`'s own sort).
-        order_cand = np.argsort(-cand, kind="mergesort")
-        order_base = np.argsort(-base, kind="mergesort")
-
-        def resampled_value(scores: np.ndarray, order: np.ndarray, counts: np.ndarray) -> float:
-            # The resample's rows, each repeated as often as it was drawn, in score order:
-            # the same multiset of cases as `idx`, so `curve` gives the same values.
-            rows = np.repeat(order, counts[order])
-            curve = value_model.curve(
-                y[rows], scores[rows], None if amounts is None else amounts[rows]
-            )
-            return _best_curve_value(curve, constraints)
-
-        for r in range(n_resamples):
-            idx = rng.integers(0, n, size=n)
-            counts = np.bincount(idx, minlength=n)
-            uplifts[r] = resampled_value(cand, order_cand, counts) - resampled_value(
-                base, order_base, counts
-            )
-        return uplifts
-
-    if isinstance(value_model, RegressionValueModel):
-        for r in range(n_resamples):
-            idx = rng.integers(0, n, size=n)
-            y_r = y[idx]
-            cand_point = value_model.choose_offset(y_r, cand[idx], constraints, n_offset_candidates)
-            base_point = value_model.choose_offset(y_r, base[idx], constraints, n_offset_candidates)
-            uplifts[r] = cand_point.value_per_period - base_point.value_per_period
-        return uplifts
-
-    raise TypeError(f"unsupported value model {type(value_model).__name__}")
 
 
 def case_values_at_points(
