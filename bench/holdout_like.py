@@ -216,8 +216,13 @@ def copy_files(dest: Path, rev: str | None) -> None:
         for part in SKIP:
             shutil.rmtree(dest / part, ignore_errors=True)
         return
+    # New files not yet committed count too (a work tree under review holds some).
     listed = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     for name in listed:
         if any(name == p or name.startswith(p + "/") for p in SKIP) or not (ROOT / name).is_file():
@@ -296,8 +301,8 @@ def run_dataset(dataset: Dataset, workdir: Path, rev: str | None) -> dict[str, A
     seconds = time.perf_counter() - started
     output = result.stdout + result.stderr
     evaluate = _json(project / "reports" / "evaluation.json")
-    deploy = _json(project / "metrics" / "deploy.json")
-    score = _json(project / "metrics" / "score.json")
+    deploy = _json(project / "reports" / "deploy.json")
+    score = _json(project / "reports" / "score.json")
     assess = _json(project / "metrics" / "assess.json")
     features = packaged_features(project, deploy)
     final = evaluate.get("final", {})

@@ -7,8 +7,8 @@ bench/results/tuning.json.
    the same model on the same folds:
    - valuegate: `run_study(study, problem.objective, n, None, StopOnValue(0, 10**9))` on a
      study from `create_study` (TPE, median pruner) in a fresh journal file from
-     `open_storage(None, ...)`. That is the journal writes, the value model (threshold
-     choice per fold), `trial.report` + `should_prune` per fold, and the ask/tell loop with
+     `open_storage(None, ...)`. That is the journal writes, the value model (one point
+     chosen on the pooled out-of-fold scores), `trial.report` + `should_prune` per fold, and the ask/tell loop with
      its stop rule.
    - bare: `optuna.create_study(direction="maximize", sampler=TPESampler(seed))` in memory,
      `study.optimize(objective, n)`. The objective suggests the same params
@@ -238,7 +238,7 @@ def setup_xor(root: Path, rows: int) -> Path:
     run_checked(["git", "add", "data/raw/xor.csv"], project, env)
     print(f"[setup] xor copy {project}: {rows:,} rows; dvc exp run -S ...", flush=True)
     run_checked(["dvc", "exp", "run", *sets([*SCALING_SETTINGS, "tune.n_trials=2"])], project, env)
-    gate = json.loads((project / "metrics" / "gate.json").read_text())
+    gate = json.loads((project / "reports" / "gate.json").read_text())
     if not gate["tuning_allowed"]:
         raise BenchError(f"the gate refused tuning on the XOR data: {gate['candidates']}")
     return project
@@ -336,13 +336,13 @@ def run_valuegate(problem: Any, n: int, seed: int, enqueue: bool, journal: Path)
 
     from valuegate.tuning import StopOnValue, create_study, open_storage, run_study
 
-    # Instrument a copy of the problem: fold_value (fit + predict + value model) and the
-    # value model's threshold choice, via instance attributes that shadow the methods.
+    # Instrument a copy of the problem: fold_scores (fit + predict) and the value model's
+    # point choice on the pooled scores, via instance attributes that shadow the methods.
     vm_s, fold_s, objective_s = [0.0], [0.0], [0.0]
     value_model = dataclasses.replace(problem.value_model)
-    object.__setattr__(value_model, "choose_threshold", timed(value_model.choose_threshold, vm_s))
+    object.__setattr__(value_model, "choose_point", timed(value_model.choose_point, vm_s))
     instrumented = dataclasses.replace(problem, value_model=value_model)
-    instrumented.fold_value = timed(instrumented.fold_value, fold_s)
+    instrumented.fold_scores = timed(instrumented.fold_scores, fold_s)
     objective = timed(instrumented.objective, objective_s)
 
     storage = open_storage(None, journal)
@@ -363,9 +363,9 @@ def run_valuegate(problem: Any, n: int, seed: int, enqueue: bool, journal: Path)
         "stop_reason": reason,
         "seconds": seconds,
         "per_trial_s": seconds / finished,
-        "fit_predict_s": (fold_s[0] - vm_s[0]) / finished,
+        "fit_predict_s": fold_s[0] / finished,
         "value_model_s": vm_s[0] / finished,
-        "objective_rest_s": (objective_s[0] - fold_s[0]) / finished,
+        "objective_rest_s": (objective_s[0] - fold_s[0] - vm_s[0]) / finished,
         "outside_objective_s": (seconds - objective_s[0]) / finished,
         "other_cpu_s": watch.other_cpu,
         "would_prune": pruner.would_prune,
@@ -465,7 +465,7 @@ def journal_trials(project: Path) -> list[Any]:
 
     from valuegate.tuning import open_storage
 
-    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    tune = json.loads((project / "reports" / "tune.json").read_text())
     storage = open_storage(None, project / "tuning" / "optuna.journal")
     study = optuna.load_study(study_name=tune["studies"]["xgboost"]["study"], storage=storage)
     return [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
@@ -614,7 +614,7 @@ def measure_example(example: Path, work: Path) -> dict[str, Any]:
     )
 
     evaluated = json.loads((example / "metrics" / "evaluate.json").read_text())["models"]
-    gate = json.loads((example / "metrics" / "gate.json").read_text())
+    gate = json.loads((example / "reports" / "gate.json").read_text())
     roles = {n: r for n, (r, _s) in config.all_models().items()}
     baselines = {
         n: m["value_per_period"] for n, m in evaluated.items() if roles.get(n) == "baseline"

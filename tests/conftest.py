@@ -78,3 +78,12 @@ def compose():
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def ran_project(tmp_path_factory) -> Path:
+    """A project copy after one full `dvc repro` (shared read-only; copy it to mutate).
+    Session-wide: test_pipeline and test_reproducible share the one run."""
+    project = copy_project(tmp_path_factory.mktemp("ran") / "project")
+    run(["dvc", "repro"], project)
+    return project

@@ -139,7 +139,7 @@ CONFIG_CASES = [
     Case(
         "yaml syntax error",
         ["conf/model/xgboost.yaml:", "invalid YAML"],
-        conf_edit=("model/xgboost.yaml", "    max_depth: 4\n", "    max_depth: [4\n"),
+        conf_edit=("model/xgboost.yaml", "    max_depth: 3\n", "    max_depth: [3\n"),
     ),
     Case(
         "tab in yaml",

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def deploy_record(project: Path) -> dict:
-    return json.loads((project / "metrics" / "deploy.json").read_text())
+    return json.loads((project / "reports" / "deploy.json").read_text())
 
 
 def test_pipeline_gates_packages_and_scores(tmp_path):
@@ -60,11 +60,11 @@ def test_pipeline_gates_packages_and_scores(tmp_path):
     assert not held["packaged"] and held["already_packaged"] == "v1", held["reason"]
     assert "already in the registry as v1" in held["reason"]
     assert sorted(p.name for p in registry.glob("v*")) == ["v1"]
-    score = json.loads((project / "metrics" / "score.json").read_text())
+    score = json.loads((project / "reports" / "score.json").read_text())
     assert score["rows_scored"] == 0 and "no champion" in score["skipped"]
     run(["valuegate", "models", "promote", "v1"], project)
     run(["dvc", "repro"], project)
-    score = json.loads((project / "metrics" / "score.json").read_text())
+    score = json.loads((project / "reports" / "score.json").read_text())
     assert score["rows_scored"] == 1000
 
     # A bar above what the model earns on test: refused with the reason, nothing packaged,
@@ -75,7 +75,7 @@ def test_pipeline_gates_packages_and_scores(tmp_path):
     assert not refused["packaged"] and "below the" in refused["reason"]
     assert "not packaged" in refused["reason"]
     assert sorted(p.name for p in (registry).glob("v*")) == ["v1"]
-    score = json.loads((project / "metrics" / "score.json").read_text())
+    score = json.loads((project / "reports" / "score.json").read_text())
     assert score["rows_scored"] == 1000
 
     # the CLI serves the registry the pipeline built

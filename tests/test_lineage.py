@@ -101,7 +101,7 @@ def test_a_stale_tune_record_does_not_reach_the_gate(workdir, compose):
     stale = common.stamp({"studies": {"xgboost": {}}}, compose("seed=1"))
     atomic_write_json(common.TUNE_FILE, stale)
     assert "xgboost_tuned" not in common.model_dirs(config, tuned=False)
-    with pytest.raises(ArtifactError, match=r"metrics/tune.json was produced from another"):
+    with pytest.raises(ArtifactError, match=r"reports/tune.json was produced from another"):
         common.model_dirs(config)
     atomic_write_json(common.TUNE_FILE, common.stamp({"studies": {"xgboost": {}}}, config))
     assert common.model_dirs(config)["xgboost_tuned"][0] == "tuned"

@@ -10,19 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import copy_project, run
+from tests.conftest import run
 
 pytestmark = pytest.mark.slow
 
 MODELS = ["dummy", "linear", "xgboost", "random_forest", "hist_gradient_boosting"]
-
-
-@pytest.fixture(scope="module")
-def ran_project(tmp_path_factory) -> Path:
-    """A project copy after one full `dvc repro` (shared read-only; copy it to mutate)."""
-    project = copy_project(tmp_path_factory.mktemp("ran") / "project")
-    run(["dvc", "repro"], project)
-    return project
 
 
 @pytest.fixture
@@ -160,18 +152,22 @@ def test_queued_grid_runs_one_experiment_per_value(scratch: Path):
 
 
 def test_gate_refuses_and_tuning_is_skipped_loudly(ran_project: Path):
-    gate = json.loads((ran_project / "metrics" / "gate.json").read_text())
+    gate = json.loads((ran_project / "reports" / "gate.json").read_text())
     assert gate["tuning_allowed"] is False and gate["n_compared"] == 3
     for decision in gate["candidates"].values():
         assert decision["ci_lower"] < decision["min_uplift"]
         assert "tuning not allowed" in decision["reason"]
         assert isinstance(decision["good_enough_met"], bool)
-    tune = json.loads((ran_project / "metrics" / "tune.json").read_text())
+    tune = json.loads((ran_project / "reports" / "tune.json").read_text())
     assert tune["tuning_allowed"] is False and tune["studies"] == {}
     metrics = read_metrics(ran_project)
     # No candidate passed: the best baseline goes forward (gate.final_model: gated).
     report = json.loads((ran_project / "reports" / "evaluation.json").read_text())
-    assert metrics["final"]["model"] == report["best_baseline"]
+    assert report["final"]["model"] == report["best_baseline"]
+    # the metrics hold its numbers only (the name is in the report): dvc exp show columns
+    valid = report["final"]["valid"]
+    assert metrics["final"]["valid_value_per_period"] == valid["value_per_period"]
+    assert "model" not in metrics["final"]
 
 
 def test_cli_tune_refuses_with_the_gates_reason(ran_project: Path):
@@ -185,5 +181,5 @@ def test_strict_gate_fails_the_run_after_writing_its_record(scratch: Path):
     failed = run(["dvc", "exp", "run", "-S", "gate.strict=true"], scratch, check=False)
     assert failed.returncode != 0
     assert "gate refused" in failed.stdout + failed.stderr
-    gate = json.loads((scratch / "metrics" / "gate.json").read_text())
+    gate = json.loads((scratch / "reports" / "gate.json").read_text())
     assert gate["strict"] is True and gate["tuning_allowed"] is False

@@ -367,3 +367,224 @@ def test_the_tuning_record_says_what_stopping_on_value_means():
     result.stop_rule, result.folds = text, {"kind": "time", "n_folds": 5, "how": "..."}
     summary = result.summary()
     assert summary["stop_rule"] == text and summary["folds"]["kind"] == "time"
+
+
+def noise_problem(seed: int = 0, n: int = 400):
+    """A candidate fitted on pure-noise features: whatever it flags is worth nothing more
+    than chance, so flagging nobody (value 0) is all it can truly earn."""
+    import numpy as np
+    import pandas as pd
+
+    from valuegate.business import BinaryValueModel
+    from valuegate.folds import make_folds
+    from valuegate.tuning import TuningProblem
+
+    rng = np.random.default_rng(seed)
+    features = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    y = (rng.random(n) < 0.3).astype(int)
+    spec = ModelSpec.model_validate(
+        {
+            "estimator": "random_forest",
+            "params": {"n_estimators": 20, "min_samples_leaf": 1, "n_jobs": 1},
+            "search_space": {"max_depth": {"type": "int", "low": 2, "high": 4}},
+        }
+    )
+    # Break-even probability 0.375 above the 0.3 base rate: acting on chance loses.
+    value = {"tp": (100.0, 0.0), "fp": (-60.0, 0.0), "fn": (0.0, 0.0), "tn": (0.0, 0.0)}
+    return TuningProblem(
+        key="model.random_forest",
+        spec=spec,
+        task="binary",
+        numeric=["a", "b"],
+        categorical=[],
+        X=features,
+        y=y,
+        amount=None,
+        value_model=BinaryValueModel(values=value, volume=1000),
+        constraints=[],
+        folds=make_folds(y, "binary", 5, 0),
+        seed=0,
+        estimator_overrides={},
+    )
+
+
+def test_a_trial_is_valued_at_one_point_chosen_on_its_pooled_out_of_fold_scores():
+    """A point chosen per fold fits each fold's noise: on a pure-noise candidate (truly
+    worth 0) it reports 2,300 per period; one point chosen on the pooled out-of-fold
+    scores, as the pipeline fixes it (training.fit_model), reports 500."""
+    import numpy as np
+
+    problem = noise_problem()
+    spec = problem.params_for({"max_depth": 4})
+    parts = [problem.fold_scores(spec, fold) for fold in problem.folds]
+    per_fold = float(np.mean([problem.pooled_value([part]) for part in parts]))
+    positions = np.concatenate([p[0] for p in parts])
+    pooled = problem.value_model.choose_point(
+        problem.y[positions], np.concatenate([p[1] for p in parts])
+    ).value_per_period
+
+    study = create_study("pooled", None, 0, pruning=False, forced=False)
+    study.enqueue_trial({"max_depth": 4})
+    run_study(study, problem.objective, 1, None, StopOnValue(0, 10**9))
+    assert study.best_value == pytest.approx(pooled)
+    assert per_fold > 3 * max(pooled, 0.0) and per_fold > 500  # the old, per-fold value
+
+
+# ----------------------------------------------------------------- early stopping (18.2)
+
+
+def test_early_stopping_holds_out_the_last_rows_in_time_order_else_a_stratified_sample():
+    import numpy as np
+
+    from valuegate.estimators import inner_split
+
+    y = np.r_[np.zeros(150, int), np.tile([0, 1], 25)]  # positives only among the last rows
+    fit_idx, val_idx = inner_split(y, 0.2, time_ordered=True, stratify=True, seed=0)
+    assert list(val_idx) == list(range(160, 200)) and list(fit_idx) == list(range(160))
+    fit_idx, val_idx = inner_split(y, 0.2, time_ordered=False, stratify=True, seed=0)
+    assert len(val_idx) == 40 and y[val_idx].mean() == pytest.approx(y.mean())
+    assert not set(fit_idx) & set(val_idx) and len(fit_idx) + len(val_idx) == 200
+    # Too few rows to stop on, or a class missing from the validation part: no split.
+    assert inner_split(y[:60], 0.2, False, True, 0) is None
+    assert inner_split(np.r_[np.ones(150, int), np.zeros(50, int)], 0.2, True, True, 0) is None
+
+
+@pytest.mark.parametrize("estimator", ["xgboost", "hist_gradient_boosting"])
+def test_an_early_stopped_candidate_fits_clones_and_survives_the_safe_format(
+    estimator: str, tmp_path: Path
+):
+    import numpy as np
+    import pandas as pd
+    from sklearn.base import clone
+
+    from valuegate.artifacts import load_pipeline, save_pipeline
+    from valuegate.estimators import EarlyStoppingClassifier
+    from valuegate.models import build_pipeline, predict_scores
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=500), "c": rng.choice(list("xyz"), 500)})  # noqa: N806
+    y = (X["a"] + rng.normal(size=500) > 0).astype(int).to_numpy()
+    cap = {"xgboost": {"n_estimators": 1000}, "hist_gradient_boosting": {"max_iter": 1000}}
+    spec = ModelSpec.model_validate(
+        {
+            "estimator": estimator,
+            "params": {**cap[estimator], "learning_rate": 0.3},
+            "early_stopping": {"rounds": 10},
+        }
+    )
+    pipeline = build_pipeline("model.m", spec, "binary", ["a"], ["c"], 0, time_ordered=True)
+    pipeline.fit(X, y)
+    fitted = pipeline.named_steps["estimator"]
+    assert isinstance(fitted, EarlyStoppingClassifier) and fitted.time_ordered
+    assert fitted.stopped_early_ and fitted.n_rounds_ < 1000  # stopped well before the cap
+    assert list(pipeline.classes_) == [0, 1]
+    if estimator == "xgboost":
+        assert fitted.feature_importances_.shape == (4,)
+        # The booster holds only the trees it predicts with: the bundle's hot path scores
+        # with the raw booster and must agree with the pipeline to the bit.
+        booster = fitted.estimator_.get_booster()
+        assert booster.num_boosted_rounds() == fitted.n_rounds_
+        encoded = pipeline.named_steps["preprocess"].transform(X)
+        assert np.array_equal(
+            booster.inplace_predict(encoded), predict_scores(pipeline, X, "binary")
+        )
+    copy = clone(pipeline)
+    assert copy.get_params()["estimator__rounds"] == 10
+    assert not hasattr(copy.named_steps["estimator"], "estimator_")
+    save_pipeline(pipeline, tmp_path / "model.skops")
+    loaded = load_pipeline(tmp_path / "model.skops")
+    assert np.array_equal(
+        predict_scores(loaded, X, "binary"), predict_scores(pipeline, X, "binary")
+    )
+
+
+def test_early_stopping_is_refused_where_it_cannot_apply():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="early_stopping: estimator 'random_forest' has no"):
+        ModelSpec.model_validate({"estimator": "random_forest", "early_stopping": {}})
+    with pytest.raises(ValidationError, match=r"params\.early_stopping_rounds: set early_stopping"):
+        ModelSpec.model_validate({"estimator": "xgboost", "params": {"early_stopping_rounds": 9}})
+
+
+def test_the_study_name_changes_with_what_a_trial_value_means(compose):
+    from types import SimpleNamespace
+
+    from valuegate.config.schema import EarlyStoppingConfig
+    from valuegate.tuning import effective_folds, problem_fingerprint
+
+    schema = SimpleNamespace(source_sha256="x", numeric=["a"], categorical=[], task="binary")
+    base = compose("model=xgboost")
+    spec = base.model["xgboost"]
+    assert spec.early_stopping is not None  # on by default (conf/model/xgboost.yaml)
+
+    def changed(group: str, **update):
+        return base.model_copy(update={group: getattr(base, group).model_copy(update=update)})
+
+    def with_spec(**update):
+        return base.model_copy(update={"model": {"xgboost": spec.model_copy(update=update)}})
+
+    name = study_name("xgboost", problem_fingerprint(base, schema, "xgboost", 1000))
+    others = [
+        (with_spec(early_stopping=EarlyStoppingConfig(rounds=20)), 1000),
+        (with_spec(early_stopping=None), 1000),
+        (base, 50_000),  # more training rows than tune.large_table_rows: fewer folds
+        (changed("data", split=base.data.split.model_copy(update={"method": "time"})), 1000),
+    ]
+    for config, rows in others:
+        assert study_name("xgboost", problem_fingerprint(config, schema, "xgboost", rows)) != name
+    # Caps do not change what a trial means: the study resumes.
+    capped = changed("tune", n_trials=5, timeout=60.0, pruner="successive_halving")
+    assert study_name("xgboost", problem_fingerprint(capped, schema, "xgboost", 1000)) == name
+    assert effective_folds(base.tune, 1000) == base.tune.n_folds == 5
+    assert effective_folds(base.tune, 50_000) == base.tune.large_table_n_folds == 3
+
+
+# ------------------------------------------------------------------ progress (14.3, 17.3)
+
+
+def test_each_finished_trial_logs_the_best_value_so_far_in_money(caplog):
+    import io
+    import logging
+
+    from valuegate.tuning import Progress
+
+    values = iter([12_300.0, 14_100.0, 9_000.0])
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 3:
+            raise optuna.TrialPruned()
+        return next(values)
+
+    study = create_study("progress", None, 0, pruning=False, forced=False)
+    stream = io.StringIO()  # not a terminal: lines, no bar
+    with (
+        caplog.at_level(logging.INFO, logger="valuegate.tuning"),
+        Progress("xgboost", 40, "EUR/month", stream=stream) as report,
+    ):
+        run_study(study, objective, 4, None, StopOnValue(0, 10**9), on_trial=report)
+    lines = [r.getMessage() for r in caplog.records if r.name == "valuegate.tuning"]
+    assert lines == [
+        "xgboost trial 0: 12,300 EUR/month (1/40 finished; best 12,300 EUR/month, trial 0)",
+        "xgboost trial 1: 14,100 EUR/month (2/40 finished; best 14,100 EUR/month, trial 1)",
+        "xgboost trial 2: 9,000 EUR/month (3/40 finished; best 14,100 EUR/month, trial 1)",
+        "xgboost trial 3: pruned (4/40 finished; best 14,100 EUR/month, trial 1)",
+    ]
+    assert "\r" not in stream.getvalue()  # no progress bar drawn into a log
+
+
+def test_successive_halving_over_folds_prunes_trials_that_trail_after_two_folds():
+    import numpy as np
+
+    problem = noise_problem()
+    study = create_study("halving", None, 0, True, False, pruner="successive_halving")
+    assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    for depth in (4, 2, 3, 4, 2, 3):
+        study.enqueue_trial({"max_depth": depth})
+    run_study(study, problem.objective, 6, None, StopOnValue(0, 10**9))
+    states = [t.state for t in study.trials]
+    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
+    for trial in study.trials:  # never before 2 folds: one fold alone is too noisy
+        assert min(trial.intermediate_values) == 0
+        assert trial.state != TrialState.PRUNED or len(trial.intermediate_values) >= 2
+    assert np.isfinite(study.best_value)

@@ -29,6 +29,11 @@ SETTINGS = [
     "data.amount_column=null",
     "model=xgboost",
     "model.xgboost.params.n_estimators=60",
+    # The untuned candidate stays the weak one it is meant to be here (60 trees at rate
+    # 0.05, depth 4, no early stopping: it passes the gate, and tuning beats it); with the
+    # robust defaults it can earn as much as a 6-trial study's best.
+    "model.xgboost.params.max_depth=4",
+    "model.xgboost.early_stopping=null",
     "model.xgboost.params.n_jobs=1",
     # `~` then `+` replaces the whole search space (a plain `=` would merge into it).
     "~model.xgboost.search_space",
@@ -76,11 +81,11 @@ def tuned_project(tmp_path_factory) -> Path:
 
 
 def test_gate_passes_and_tuned_model_goes_forward(tuned_project: Path):
-    gate = json.loads((tuned_project / "metrics" / "gate.json").read_text())
+    gate = json.loads((tuned_project / "reports" / "gate.json").read_text())
     assert gate["tuning_allowed"] and gate["best_passing"] == "xgboost"
     decision = gate["candidates"]["xgboost"]
     assert decision["ci_lower"] > 0 and "tuning allowed" in decision["reason"]
-    tune = json.loads((tuned_project / "metrics" / "tune.json").read_text())
+    tune = json.loads((tuned_project / "reports" / "tune.json").read_text())
     study = tune["studies"]["xgboost"]
     assert study["trials_complete"] + study["trials_pruned"] == 6
     assert study["stop_reason"].startswith("n_trials")
@@ -88,7 +93,8 @@ def test_gate_passes_and_tuned_model_goes_forward(tuned_project: Path):
     metrics = json.loads((tuned_project / "metrics" / "evaluate.json").read_text())
     assert "xgboost_tuned" in metrics["models"]
     final = metrics["final"]
-    assert final["model"] == "xgboost_tuned"
+    full = json.loads((tuned_project / "reports" / "evaluation.json").read_text())
+    assert full["final"]["model"] == "xgboost_tuned"
     assert final["valid_uplift_ci_lower"] <= final["valid_uplift_ci_upper"]
     report = json.loads((tuned_project / "reports" / "evaluation.json").read_text())
     assert report["final"]["test"]["split"] == "test"
@@ -120,7 +126,7 @@ def test_sigkill_mid_study_then_rerun_continues_the_same_study(tuned_project: Pa
     after = {t.number: t.value for t in finished_trials(project)}
     assert len(after) == 14
     assert all(after[n] == v for n, v in kept.items())
-    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    tune = json.loads((project / "reports" / "tune.json").read_text())
     assert (
         tune["studies"]["xgboost"]["trials_complete"] + tune["studies"]["xgboost"]["trials_pruned"]
         == 14
@@ -179,7 +185,7 @@ def test_cli_sweep_with_another_experiment_refuses_in_one_line(tuned_project: Pa
     # Same data, another objective: the gate's record does not apply.
     result = run([*cli, *SETTINGS, "objective.volume=123"], tuned_project, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "metrics/gate.json was produced from another config/data (objective differs)" in (
+    assert "reports/gate.json was produced from another config/data (objective differs)" in (
         result.stderr
     )
 
@@ -190,7 +196,7 @@ def test_two_worker_processes_finish_exactly_the_requested_trials(tuned_project:
     # A fresh study (4 folds) long enough that the second worker starts before it ends.
     run([*compose, "tune.n_jobs=2", "tune.n_trials=40", "tune.n_folds=4"], project)
     run([sys.executable, "-m", "valuegate.stages.tune"], project)
-    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    tune = json.loads((project / "reports" / "tune.json").read_text())
     study = optuna.load_study(
         study_name=tune["studies"]["xgboost"]["study"],
         storage=open_storage(None, project / "tuning" / "optuna.journal"),
@@ -208,13 +214,13 @@ def test_a_new_split_after_tuning_reruns_cleanly(tmp_path: Path):
     write_xor(project)
     run(["git", "add", "data/raw/xor.csv"], project)
     run(["dvc", "exp", "run", *sets("tune.n_trials=2")], project)
-    first = json.loads((project / "metrics" / "tune.json").read_text())
+    first = json.loads((project / "reports" / "tune.json").read_text())
     assert first["studies"]["xgboost"]["folds"]["kind"] == "kfold"
     new_split = ("seed=7", "data.split.train=0.5", "data.split.valid=0.3", "tune.n_trials=2")
     run(["dvc", "exp", "run", *sets(*new_split)], project)
-    gate = json.loads((project / "metrics" / "gate.json").read_text())
+    gate = json.loads((project / "reports" / "gate.json").read_text())
     assert gate["rows"] == 450  # 30% of 1,500: the new split was gated
-    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    tune = json.loads((project / "reports" / "tune.json").read_text())
     assert tune["lineage"]["rows"] == gate["lineage"]["rows"] != first["lineage"]["rows"]
     run(["dvc", "repro"], project)  # nothing stale left behind: plain repro is clean too
 
@@ -237,7 +243,7 @@ def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tmp_path: Path):
     run(["git", "add", "data/raw/xor.csv"], project)
     settings = [*SETTINGS, "tune.n_trials=3", "gate.n_resamples=100"]
     run(["dvc", "exp", "run", *[x for s in settings for x in ("-S", s)]], project)
-    assert not json.loads((project / "metrics" / "gate.json").read_text())["tuning_allowed"]
+    assert not json.loads((project / "reports" / "gate.json").read_text())["tuning_allowed"]
     assert not (project / "models" / "tuned" / "xgboost_tuned").exists()
 
     cli = [sys.executable, "-m", "valuegate.cli"]
@@ -246,7 +252,7 @@ def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tmp_path: Path):
     fit = json.loads((project / "models" / "tuned" / "xgboost_tuned" / "fit.json").read_text())
     assert fit["forced"] is True and fit["tuned_from"] == "xgboost"
     assert "operating_point" in fit and "lineage" in fit  # the stage's own refit path
-    tune = json.loads((project / "metrics" / "tune.json").read_text())
+    tune = json.loads((project / "reports" / "tune.json").read_text())
     assert tune["forced"] is True and tune["studies"]["xgboost"]["forced"] is True
     assert tune["written_by"] == "valuegate tune" and "lineage" in tune
 

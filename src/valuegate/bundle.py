@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import re
 import subprocess
@@ -40,7 +41,7 @@ import pandas as pd
 
 from valuegate.artifacts import load_pipeline, save_pipeline
 from valuegate.calibration import apply_calibration
-from valuegate.errors import ArtifactError, DataError
+from valuegate.errors import ArtifactError, ConfigError, DataError
 from valuegate.io import atomic_dir, atomic_write_text, to_json
 
 FORMAT = "valuegate-bundle/1"
@@ -70,6 +71,20 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
+
+
+def created_time() -> str:
+    """A bundle's creation time, UTC, ISO 8601. SOURCE_DATE_EPOCH (seconds; the
+    reproducible-builds convention) fixes it, so a rebuild can give the same bytes."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    try:
+        moment = time.gmtime(int(epoch)) if epoch else time.gmtime()
+    except (ValueError, OverflowError, OSError):
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds since 1970-01-01; "
+            "unset it or give e.g. SOURCE_DATE_EPOCH=1700000000."
+        ) from None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)
 
 
 def git_revision(cwd: str | Path = ".") -> str | None:
@@ -187,23 +202,125 @@ def unseen_label(value: Any) -> str:
 # --------------------------------------------------------------------------- the encoder
 
 
-def compile_encoder(pipeline: Any) -> dict[str, Any] | None:
-    """The fitted preprocessing as plain data, or None when it is not the
-    impute + one-hot -> xgboost shape that the numpy hot path reproduces."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import OneHotEncoder
+def final_xgboost(pipeline: Any) -> Any | None:
+    """The fitted XGBClassifier / XGBRegressor at the end of `pipeline` (inside a wrapper
+    that keeps it as `estimator_`, e.g. early stopping), or None."""
     from xgboost import XGBClassifier, XGBRegressor
 
+    final = pipeline.steps[-1][1]
+    final = getattr(final, "estimator_", final)
+    return final if isinstance(final, XGBClassifier | XGBRegressor) else None
+
+
+def _probe_frame(encoder: Any, columns: list[str], varied: int, values: list[Any]) -> pd.DataFrame:
+    """Rows for `encoder` where column `varied` takes each of `values` and every other
+    column holds its first training category (so only that column's output changes)."""
+    data = {}
+    for i, column in enumerate(columns):
+        if i == varied:
+            data[column] = pd.Series(values, dtype=object)
+        else:
+            first = encoder.categories_[i][0]
+            data[column] = pd.Series([first] * len(values), dtype=object)
+    return pd.DataFrame(data)
+
+
+UNSEEN_PROBE = "\x00valuegate-probe: a level never seen in training"
+
+
+def _compile_onehot(encoder: Any, columns: list[str], offset: int) -> list[dict] | None:
+    """Each column's output block of a fitted OneHotEncoder, found by transforming probe
+    rows (public API only, so infrequent-level buckets and unknown levels come out exactly
+    as the encoder maps them): per column its training categories, the position each one
+    sets in the block, and where missing and unseen values go (None: nowhere)."""
+    blocks: list[dict] = []
+    start = 0
+    total = None
+    for i, column in enumerate(columns):
+        cats = encoder.categories_[i].tolist()
+        values = [c for c in cats if not (isinstance(c, float) and math.isnan(c))]
+        probe = _probe_frame(encoder, columns, i, [*values, np.nan, UNSEEN_PROBE])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "unknown categories ... encoded as zeros"
+            out = encoder.transform(probe)
+        out = np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=float)
+        total = out.shape[1]
+        varying = np.flatnonzero(out.max(axis=0) != out.min(axis=0))
+        if len(varying) == 0:  # one column that every value sets
+            width = 1
+        elif varying[0] != start or len(varying) != varying[-1] - start + 1:
+            return None
+        else:
+            width = len(varying)
+        block = out[:, start : start + width]
+        if not np.all((block == 0) | (block == 1)) or np.any(block.sum(axis=1) > 1):
+            return None
+        where = [int(np.argmax(row)) if row.any() else None for row in block]
+        positions = where[: len(values)]
+        if any(p is None for p in positions):
+            return None
+        blocks.append(
+            {
+                "name": column,
+                "offset": offset + start,
+                "categories": [str(c) for c in values],
+                "columns": positions,
+                "width": width,
+                "missing": where[len(values)],
+                "unknown": where[len(values) + 1],
+            }
+        )
+        start += width
+    if total is not None and start != total:
+        return None
+    return blocks
+
+
+def _compile_ordinal(encoder: Any, columns: list[str], offset: int) -> list[dict] | None:
+    """Each column's codes from a fitted OrdinalEncoder (xgboost's native categories), by
+    transforming probe rows: per training category its code, and the code of missing and
+    unseen values (None: NaN, which the booster reads as missing)."""
+    out: list[dict] = []
+    for i, column in enumerate(columns):
+        cats = encoder.categories_[i].tolist()
+        values = [c for c in cats if not (isinstance(c, float) and math.isnan(c))]
+        probe = _probe_frame(encoder, columns, i, [*values, np.nan, UNSEEN_PROBE])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            codes = np.asarray(encoder.transform(probe), dtype=float)[:, i]
+        listed = [None if math.isnan(c) else float(c) for c in codes]
+        out.append(
+            {
+                "name": column,
+                "index": offset + i,
+                "categories": [str(c) for c in values],
+                "codes": listed[: len(values)],
+                "missing": listed[len(values)],
+                "unknown": listed[len(values) + 1],
+            }
+        )
+    return out
+
+
+def compile_encoder(pipeline: Any) -> dict[str, Any] | None:
+    """The fitted preprocessing as plain data, or None when it is not a shape the numpy
+    hot path reproduces: median/mean imputation of numbers and one-hot (with infrequent
+    buckets) or ordinal (native) categories, into xgboost. The spec is read off the fitted
+    transformers themselves, and `save_bundle` checks it scores exactly as the pipeline."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
     steps = dict(pipeline.steps)
-    estimator = pipeline.steps[-1][1]
-    if not isinstance(estimator, XGBClassifier | XGBRegressor):
+    estimator = final_xgboost(pipeline)
+    if estimator is None:
         return None
     pre = steps.get("preprocess")
     if not isinstance(pre, ColumnTransformer):
         return None
     numeric: list[dict[str, Any]] = []
     categorical: list[dict[str, Any]] = []
+    ordinal: list[dict[str, Any]] = []
     offset = 0
     for name, transformer, columns in pre.transformers_:
         if name == "remainder":
@@ -219,27 +336,24 @@ def compile_encoder(pipeline: Any) -> dict[str, Any] | None:
         elif (
             isinstance(transformer, OneHotEncoder)
             and transformer.drop is None
-            and transformer.handle_unknown == "ignore"
-            and not getattr(transformer, "_infrequent_enabled", False)
+            and transformer.handle_unknown in ("ignore", "infrequent_if_exist")
         ):
-            for column, cats in zip(columns, transformer.categories_, strict=True):
-                values = [c for c in cats.tolist() if not (isinstance(c, float) and math.isnan(c))]
-                has_missing = len(values) != len(cats)
-                categorical.append(
-                    {
-                        "name": column,
-                        "offset": offset,
-                        "categories": [str(c) for c in values],
-                        # index of the "missing" column when NaN was a training category
-                        "missing": len(values) if has_missing else None,
-                    }
-                )
-                offset += len(cats)
+            blocks = _compile_onehot(transformer, list(columns), offset)
+            if blocks is None:
+                return None
+            categorical += blocks
+            offset += sum(b["width"] for b in blocks)
+        elif isinstance(transformer, OrdinalEncoder):
+            ordinal += _compile_ordinal(transformer, list(columns), offset) or []
+            offset += len(columns)
         else:
             return None
     if offset != estimator.n_features_in_:
         return None
-    return {"n_features": offset, "numeric": numeric, "categorical": categorical}
+    spec: dict[str, Any] = {"n_features": offset, "numeric": numeric, "categorical": categorical}
+    if ordinal:
+        spec["ordinal"] = ordinal
+    return spec
 
 
 def pa_values(values: list[str]) -> Any:
@@ -261,26 +375,50 @@ def category_codes(values: pd.Series, categories: Any) -> np.ndarray:
 
 
 class Encoder:
-    """The compiled preprocessing: a record (dict) or a DataFrame -> float32 features."""
+    """The compiled preprocessing: a record (dict) or a DataFrame -> float32 features.
+
+    One-hot blocks: each training category sets its position in the block (several share
+    the "infrequent" one), missing and unseen values theirs (or none); ordinal columns
+    (native categories) hold the category's code, NaN when it has none. Specs written
+    before infrequent buckets (no "columns") map category i to position i."""
 
     def __init__(self, spec: dict[str, Any]):
         self.n_features = int(spec["n_features"])
         self.numeric = [(c["name"], int(c["index"]), float(c["fill"])) for c in spec["numeric"]]
-        self.categorical = [
-            (
-                c["name"],
-                int(c["offset"]),
-                {v: i for i, v in enumerate(c["categories"])},
-                c["categories"],
-                c["missing"],
+        self.categorical = []
+        for c in spec["categorical"]:
+            positions = c.get("columns") or list(range(len(c["categories"])))
+            self.categorical.append(
+                (
+                    c["name"],
+                    int(c["offset"]),
+                    {v: int(p) for v, p in zip(c["categories"], positions, strict=True)},
+                    np.asarray(positions, dtype=np.int64),
+                    c["missing"],
+                    c.get("unknown"),
+                )
             )
-            for c in spec["categorical"]
-        ]
-
-        # pd.Index lookups for whole columns (built once)
+        self.ordinal = []
+        for c in spec.get("ordinal", []):
+            codes = [np.nan if v is None else float(v) for v in c["codes"]]
+            self.ordinal.append(
+                (
+                    c["name"],
+                    int(c["index"]),
+                    dict(zip(c["categories"], codes, strict=True)),
+                    np.asarray(codes, dtype=np.float32),
+                    np.nan if c["missing"] is None else float(c["missing"]),
+                    np.nan if c["unknown"] is None else float(c["unknown"]),
+                )
+            )
+        # pyarrow value sets for whole columns (built once)
         self.categorical_frame = [
-            (name, offset, codes, pa_values(cats), missing)
-            for name, offset, codes, cats, missing in self.categorical
+            (name, offset, positions, pa_values(list(codes)), missing, unknown)
+            for name, offset, codes, positions, missing, unknown in self.categorical
+        ]
+        self.ordinal_frame = [
+            (name, index, values, pa_values(list(codes)), missing, unknown)
+            for name, index, codes, values, missing, unknown in self.ordinal
         ]
 
     def encode_record(self, record: dict[str, Any]) -> np.ndarray:
@@ -291,15 +429,18 @@ class Encoder:
         for name, index, fill in self.numeric:
             value = record.get(name)
             row[index] = fill if value is None or value != value else value
-        for name, offset, codes, _cats, missing in self.categorical:
+        for name, offset, codes, _positions, missing, unknown in self.categorical:
+            value = record.get(name)
+            absent = value is None or value != value
+            position = missing if absent else codes.get(value, unknown)
+            if position is not None:
+                row[offset + position] = 1.0
+        for name, index, codes, _values, missing, unknown in self.ordinal:
             value = record.get(name)
             if value is None or value != value:
-                if missing is not None:
-                    row[offset + missing] = 1.0
-                continue
-            code = codes.get(value)
-            if code is not None:
-                row[offset + code] = 1.0
+                row[index] = missing
+            else:
+                row[index] = codes.get(value, unknown)
         return x
 
     def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
@@ -309,13 +450,25 @@ class Encoder:
             column = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
             x[:, index] = np.where(np.isnan(column), fill, column)
         rows = np.arange(n)
-        for name, offset, _codes, cats, missing in self.categorical_frame:
+        for name, offset, positions, cats, missing, unknown in self.categorical_frame:
             values = frame[name]
             codes = category_codes(values, cats)
             known = codes >= 0
-            x[rows[known], offset + codes[known]] = 1.0
+            x[rows[known], offset + positions[codes[known]]] = 1.0
+            absent = values.isna().to_numpy()
             if missing is not None:
-                x[rows[values.isna().to_numpy()], offset + missing] = 1.0
+                x[rows[absent], offset + missing] = 1.0
+            if unknown is not None:
+                x[rows[~known & ~absent], offset + unknown] = 1.0
+        for name, index, values, cats, missing, unknown in self.ordinal_frame:
+            column = frame[name]
+            codes = category_codes(column, cats)
+            known = codes >= 0
+            absent = column.isna().to_numpy()
+            out = np.full(n, unknown, dtype=np.float32)
+            out[absent] = missing
+            out[known] = values[codes[known]]
+            x[:, index] = out
         return x
 
 
@@ -699,7 +852,7 @@ def save_bundle(
     target = Path(target)
     manifest = dict(manifest)
     manifest["format"] = FORMAT
-    manifest.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    manifest.setdefault("created", created_time())
     manifest["libraries"] = library_versions()
     # What the fitted pipeline itself accepts (missing values, unseen levels) is what
     # batch scoring and the service accept: ask it, on the check rows.
@@ -716,7 +869,7 @@ def save_bundle(
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)  # inside the temporary dir: atomic with it
         if encoder_spec is not None:
-            booster = pipeline.steps[-1][1].get_booster()
+            booster = final_xgboost(pipeline).get_booster()
             booster.save_model(str(tmp / BOOSTER))
             features = [f["name"] for f in manifest["input"]["fields"] if f.get("role") != "amount"]
             probe = Bundle(tmp, manifest, pipeline, booster, Encoder(encoder_spec))

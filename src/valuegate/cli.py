@@ -3,6 +3,7 @@
 valuegate compose [OVERRIDE ...]   compose conf/ (+ Hydra overrides) into params.yaml
 valuegate check                    validate params.yaml and the data it points at
 valuegate show                     print the last evaluation (reports/evaluation.json)
+valuegate report [--timings]       the business report of the last run (reports/run.html)
 valuegate models list|promote|rollback   the model registry (champion pointer)
 valuegate predict --model champion --input X --output Y   batch scoring, streamed
 valuegate serve --model champion   the HTTP prediction service (FastAPI + uvicorn)
@@ -11,11 +12,12 @@ valuegate serve --model champion   the HTTP prediction service (FastAPI + uvicor
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-from valuegate import __version__
+import valuegate
 from valuegate.errors import ArtifactError, ValuegateError
 
 
@@ -62,6 +64,15 @@ def _show(args: argparse.Namespace) -> None:
     if not path.is_file():
         raise ValuegateError(f"{path} not found: run the pipeline first (`dvc exp run`).")
     print(summary_table(json.loads(path.read_text())))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from valuegate.config import load_params
+    from valuegate.stages.report import OUTPUT, TIMED_OUTPUT, write_report
+
+    default = TIMED_OUTPUT if args.timings else OUTPUT
+    path = write_report(load_params(args.params), Path(args.output or default), args.timings)
+    print(f"wrote {path}")
 
 
 def _dvc_settings(overrides: list[str]) -> str:
@@ -133,7 +144,7 @@ def _tune(args: argparse.Namespace) -> None:
         why = decision["reason"] if decision else f"{candidate} was not gated in the last run"
         raise GateRefusedError(
             f"{why}. valuegate tunes only candidates that passed the gate "
-            "(metrics/gate.json); add --force to tune anyway (the study is marked forced)."
+            "(reports/gate.json); add --force to tune anyway (the study is marked forced)."
         )
     result = tune_candidate(
         config,
@@ -158,7 +169,7 @@ def _tune(args: argparse.Namespace) -> None:
 
 def _write_tuned_model(config, schema, result, args: argparse.Namespace) -> None:
     """The sweep's result as a model: the best params refit exactly as the tune stage
-    does, written to the stage's outputs (models/tuned/, metrics/tune.json, plots/tune/),
+    does, written to the stage's outputs (models/tuned/, reports/tune.json, plots/tune/),
     then valued by the evaluate stage when params.yaml is this config, so that
     `valuegate show`, evaluate and package see it like the stage's own (docs/tuning.md)."""
     import logging
@@ -361,37 +372,72 @@ def _serve(args: argparse.Namespace) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def package_version() -> str:
+    """The installed distribution's version (package metadata, what pip installed), or the
+    source tree's `valuegate.__version__` when valuegate runs uninstalled (PYTHONPATH)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("valuegate")
+    except PackageNotFoundError:
+        return valuegate.__version__
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default: argparse's "(default: X)", unless the
+    help already says what the default is (a None default means "from params.yaml" or
+    "the one selected", which only the help text can say)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="valuegate",
         description="Config-driven ML experiments gated on business value.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"valuegate {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"valuegate {package_version()}",
+        help="print valuegate's version (from the installed package's metadata) and exit",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # every subcommand's --help shows the defaults too
+    add_parser = functools.partial(sub.add_parser, formatter_class=HelpFormatter)
 
-    compose = sub.add_parser(
+    compose = add_parser(
         "compose",
         help="compose conf/ into params.yaml (what `dvc exp run` does), for `dvc repro`",
     )
-    compose.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=xgboost")
-    compose.add_argument("--conf-dir", default="conf")
-    compose.add_argument("--params", default="params.yaml")
+    compose.add_argument(
+        "overrides", nargs="*", help="Hydra overrides, e.g. model=xgboost (default: none)"
+    )
+    compose.add_argument("--conf-dir", default="conf", help="the Hydra config directory")
+    compose.add_argument("--params", default="params.yaml", help="the file to write")
     compose.set_defaults(func=_compose)
 
-    check = sub.add_parser("check", help="validate params.yaml and the data it points at")
-    check.add_argument("--params", default="params.yaml")
+    check = add_parser("check", help="validate params.yaml and the data it points at")
+    check.add_argument("--params", default="params.yaml", help="the composed config to check")
     check.set_defaults(func=_check)
 
-    tune = sub.add_parser(
+    tune = add_parser(
         "tune",
         help="a gated Optuna sweep of one candidate, with Hydra overrides",
         description="Tune one candidate on business value, only if it passed the gate "
-        "(metrics/gate.json), e.g.: valuegate tune model=xgboost tune.n_trials=40 "
+        "(reports/gate.json), e.g.: valuegate tune model=xgboost tune.n_trials=40 "
         "'model.xgboost.search_space.max_depth={type: int, low: 2, high: 8}'",
     )
-    tune.add_argument("overrides", nargs="*", help="Hydra overrides of conf/")
+    tune.add_argument("overrides", nargs="*", help="Hydra overrides of conf/ (default: none)")
     tune.add_argument("--force", action="store_true", help="tune even if the gate refused")
-    tune.add_argument("--candidate", help="the candidate to tune (default: the one selected)")
+    tune.add_argument(
+        "--candidate", help="the candidate to tune (default: the one model=... selects)"
+    )
     tune.add_argument(
         "--worker",
         action="store_true",
@@ -400,62 +446,113 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     # Set by the tune stage for the workers it starts: wait for its release on stdin.
     tune.add_argument("--await-release", action="store_true", help=argparse.SUPPRESS)
-    tune.add_argument("--conf-dir", default="conf")
-    tune.add_argument("--params", default="params.yaml")
+    tune.add_argument("--conf-dir", default="conf", help="the Hydra config directory")
+    tune.add_argument(
+        "--params",
+        default="params.yaml",
+        help="the stages' config: a --worker joins its study; a tuned model is valued if current",
+    )
     tune.set_defaults(func=_tune)
 
-    train = sub.add_parser(
+    train = add_parser(
         "train",
         help="a Hydra multirun grid: train and value every combination (-m)",
         description="e.g. valuegate train -m model=xgboost model.xgboost.params.max_depth=3,6",
     )
     train.add_argument("-m", "--multirun", action="store_true", help="sweep the overrides")
-    train.add_argument("overrides", nargs="*", help="Hydra overrides; a,b,c sweeps")
-    train.add_argument("--conf-dir", default="conf")
+    train.add_argument("overrides", nargs="*", help="Hydra overrides; a,b,c sweeps (default: none)")
+    train.add_argument("--conf-dir", default="conf", help="the Hydra config directory")
     train.add_argument("--output", default="multirun", help="root of the run directories")
     train.set_defaults(func=_train)
 
-    models = sub.add_parser("models", help="the model registry: list, promote, rollback")
-    models.add_argument("action", choices=["list", "promote", "rollback"])
-    models.add_argument("version", nargs="?", help="the version to promote, e.g. v2")
-    models.add_argument("--registry", help="registry directory (default: deploy.registry)")
-    models.add_argument("--params", default="params.yaml")
+    models = add_parser("models", help="the model registry: list, promote, rollback")
+    models.add_argument(
+        "action",
+        choices=["list", "promote", "rollback"],
+        help="list the bundles, promote VERSION to champion, or roll back to the previous one",
+    )
+    models.add_argument(
+        "version", nargs="?", help="the version to promote, e.g. v2 (default: none)"
+    )
+    models.add_argument(
+        "--registry", help="registry directory (default: deploy.registry of --params)"
+    )
+    models.add_argument(
+        "--params", default="params.yaml", help="the config that names the registry"
+    )
     models.set_defaults(func=_models)
 
-    predict = sub.add_parser(
+    predict = add_parser(
         "predict",
         help="score a CSV/Parquet file with a bundle, in chunks",
         description="Stream --input through the bundle; writes row, score, decision and "
         "expected_value per row to --output (Parquet, or CSV by suffix) atomically.",
     )
-    predict.add_argument("--model", default="champion", help="champion, a version or a dir")
-    predict.add_argument("--input", required=True)
-    predict.add_argument("--output", required=True)
-    predict.add_argument("--on-error", choices=["skip", "fail"], default=None)
     predict.add_argument(
-        "--chunk-size", type=_positive_int, default=None, help="rows per chunk (>= 1)"
+        "--model", default="champion", help="champion, a registry version (v2) or a bundle dir"
+    )
+    predict.add_argument("--input", required=True, help="the rows to score (CSV or Parquet)")
+    predict.add_argument(
+        "--output", required=True, help="where to write the scores (Parquet, or CSV by suffix)"
     )
     predict.add_argument(
-        "--encoding", default="utf-8", help="the input CSV's text encoding (default utf-8)"
+        "--on-error",
+        choices=["skip", "fail"],
+        default=None,
+        help="a bad row: skip it (reported) or fail (default: deploy.batch.on_error)",
     )
-    predict.add_argument("--registry", help="registry directory (default: deploy.registry)")
-    predict.add_argument("--params", default="params.yaml")
+    predict.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=None,
+        help="rows per chunk, >= 1 (default: deploy.batch.chunk_size)",
+    )
+    predict.add_argument("--encoding", default="utf-8", help="the input CSV's text encoding")
+    predict.add_argument(
+        "--registry", help="registry directory (default: deploy.registry of --params)"
+    )
+    predict.add_argument("--params", default="params.yaml", help="the config that holds deploy.*")
     predict.set_defaults(func=_predict)
 
-    serve = sub.add_parser("serve", help="the HTTP prediction service (FastAPI + uvicorn)")
-    serve.add_argument("--model", default="champion", help="champion, a version or a dir")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
+    serve = add_parser("serve", help="the HTTP prediction service (FastAPI + uvicorn)")
+    serve.add_argument(
+        "--model", default="champion", help="champion, a registry version (v2) or a bundle dir"
+    )
+    serve.add_argument("--host", help="the interface to listen on (default: deploy.serve.host)")
+    serve.add_argument("--port", type=int, help="the port (default: deploy.serve.port)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default: deploy.serve.workers)"
+    )
     serve.add_argument("--log", help="prediction log path (default: deploy.serve.log_path)")
     serve.add_argument("--no-log", action="store_true", help="do not log predictions")
-    serve.add_argument("--registry", help="registry directory (default: deploy.registry)")
-    serve.add_argument("--params", default="params.yaml")
+    serve.add_argument(
+        "--registry", help="registry directory (default: deploy.registry of --params)"
+    )
+    serve.add_argument("--params", default="params.yaml", help="the config that holds deploy.*")
     serve.set_defaults(func=_serve)
 
-    show = sub.add_parser("show", help="print the last evaluation as a table")
-    show.add_argument("--report", default="reports/evaluation.json")
+    show = add_parser("show", help="print the last evaluation as a table")
+    show.add_argument(
+        "--report", default="reports/evaluation.json", help="the evaluation record to show"
+    )
     show.set_defaults(func=_show)
+
+    report = add_parser(
+        "report",
+        help="write the business report of the last run (default: reports/run.html)",
+        description="The run's business report, one self-contained HTML page (docs/report.md). "
+        "--timings also measures each model's fit time and latency per row: run-to-run noise, "
+        "so it goes to an untracked file (default: logs/run-timed.html).",
+    )
+    report.add_argument(
+        "--timings", action="store_true", help="measure fit time and latency per row too"
+    )
+    report.add_argument(
+        "--output",
+        help="where to write it (default: reports/run.html; with --timings logs/run-timed.html)",
+    )
+    report.add_argument("--params", default="params.yaml", help="default: params.yaml")
+    report.set_defaults(func=_report)
     return parser
 
 

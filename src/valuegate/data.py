@@ -133,6 +133,9 @@ class Schema:
     # Fingerprints of the config it was prepared from ("data", "seed"): a reader with
     # another config refuses these splits (stages/common.py check_data).
     lineage: dict[str, str] = field(default_factory=dict)
+    # data.sample_rows: {"rows", "of", "how", "seed"} when only a sample of the file was
+    # kept, {} when every row was (older schema files hold no such key).
+    sample: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
@@ -353,6 +356,55 @@ def split_frame(df: pd.DataFrame, cfg: DataConfig, seed: int) -> dict[str, pd.Da
     return out
 
 
+def sample_positions(y: np.ndarray, n: int, stratified: bool, seed: int) -> np.ndarray:
+    """Sorted positions of `n` rows out of `len(y)`, seeded: for a binary target (y of 0/1)
+    stratified, each class keeping its share (rounded, at least 1 row of each); else a
+    uniform sample. Sorted, so a table in time order stays in time order."""
+    rng = np.random.default_rng(seed)
+    total = len(y)
+    if n >= total:
+        return np.arange(total)
+    if not stratified:
+        return np.sort(rng.choice(total, size=n, replace=False))
+    positive = np.flatnonzero(y == 1)
+    negative = np.flatnonzero(y != 1)
+    n_positive = min(len(positive), max(1, round(n * len(positive) / total)))
+    n_positive = max(n_positive, n - len(negative))
+    chosen = np.concatenate(
+        [
+            rng.choice(positive, size=n_positive, replace=False),
+            rng.choice(negative, size=n - n_positive, replace=False),
+        ]
+    )
+    return np.sort(chosen)
+
+
+def sample_frame(df: pd.DataFrame, cfg: DataConfig, seed: int) -> tuple[pd.DataFrame, dict]:
+    """`df` cut to `cfg.sample_rows` rows (seeded; stratified by the target for a binary
+    task), before the split; and the record of it for schema.json ({} when every row is
+    kept)."""
+    if cfg.sample_rows is None or len(df) <= cfg.sample_rows:
+        return df, {}
+    binary = cfg.task == "binary"
+    y = target_vector(df, cfg) if binary else np.zeros(len(df))
+    rows = sample_positions(y, cfg.sample_rows, binary, seed)
+    if binary:
+        fewest = int(min(y[rows].sum(), len(rows) - y[rows].sum()))
+        if fewest < MIN_ROWS_PER_CLASS * len(SPLITS):
+            raise DataError(
+                f"data.sample_rows: a sample of {cfg.sample_rows:,} of the {len(df):,} rows "
+                f"holds only {fewest} rows of the rarer class of {cfg.target!r}; each split "
+                f"needs at least {MIN_ROWS_PER_CLASS} of each class: sample more rows."
+            )
+    record = {
+        "rows": len(rows),
+        "of": len(df),
+        "how": "stratified by the target" if binary else "uniform",
+        "seed": seed,
+    }
+    return df.iloc[rows].reset_index(drop=True), record
+
+
 def prepare(
     df: pd.DataFrame,
     cfg: DataConfig,
@@ -362,6 +414,8 @@ def prepare(
     """Validate, select columns, split. Returns (splits, schema); the schema records the
     fingerprints of `cfg` and `seed` (its lineage: readers with another config refuse it)."""
     validate_frame(df, cfg)
+    # After validation (its messages count rows of the whole file), before the split.
+    df, sampled = sample_frame(df, cfg, seed)
     numeric, categorical = infer_features(df, cfg)
     keep = [c for c in (cfg.id_column, cfg.time_column, cfg.amount_column) if c]
     columns = list(dict.fromkeys([*keep, *numeric, *categorical, cfg.target]))
@@ -397,5 +451,6 @@ def prepare(
         positives=positives,
         source_sha256=source_sha256,
         lineage=data_lineage(cfg, seed),
+        sample=sampled,
     )
     return splits, schema

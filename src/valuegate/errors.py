@@ -40,3 +40,9 @@ class GateRefusedError(ValuegateError):
 
     kind = "gate refused"
     exit_code = 3
+
+
+class BudgetError(ValuegateError):
+    """A stage would exceed the machine budget (`resources.max_memory_gb`)."""
+
+    kind = "over budget"

@@ -7,7 +7,9 @@ Preprocessing is part of each pipeline, so the fitted object scores raw rows.
 
 from __future__ import annotations
 
+import copy
 import inspect
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,14 +28,17 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 from sklearn.utils._param_validation import InvalidParameterError
 from xgboost import XGBClassifier, XGBRegressor
 
 from valuegate.config.messages import nearest
 from valuegate.config.schema import ModelSpec
 from valuegate.errors import ConfigError
+from valuegate.estimators import with_early_stopping
+from valuegate.resources import thread_params
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,11 @@ def build_estimator(key: str, spec: ModelSpec, task: str, seed: int) -> BaseEsti
         params["random_state"] = seed
     params = {k: v for k, v in params.items() if k in accepted}
     params.update(spec.params)
+    # Threads from one place (resources.threads): never more than the process's cores.
+    # (LogisticRegression's n_jobs does nothing since scikit-learn 1.8: its BLAS threads
+    # are limited through threadpoolctl.)
+    if spec.estimator != "linear":
+        params.update(thread_params(accepted, params))
     try:
         estimator = cls(**params)
         validate = getattr(estimator, "_validate_params", None)
@@ -219,10 +229,58 @@ def build_estimator(key: str, spec: ModelSpec, task: str, seed: int) -> BaseEsti
 # "infrequent" level, instead of failing the fit.
 HGB_MAX_BINS = 255
 
+# What `categorical.encoding: auto` means for each preprocessing kind of the registry.
+AUTO_ENCODING = {"onehot": "onehot", "onehot_scaled": "onehot", "ordinal_native": "native"}
+# Estimators that learn from a scipy sparse matrix exactly as from the dense one. Not
+# xgboost: it reads an entry absent from a sparse matrix as *missing*, not 0, so a real 0 in
+# a numeric column would become "missing" and the dense serving path would disagree; its
+# one-hot block stays dense, of bounded width (`categorical.max_categories`).
+SPARSE_ONEHOT = ("linear",)
+
+
+def categorical_encoding(spec: ModelSpec) -> str:
+    """The encoding `spec` gets: "none", "onehot", "target" or "native"."""
+    kind = REGISTRY[spec.estimator].preprocessing
+    if kind == "none":
+        return "none"
+    chosen = spec.categorical.encoding
+    return AUTO_ENCODING[kind] if chosen == "auto" else chosen
+
+
+def categorical_limits(spec: ModelSpec) -> tuple[int | None, int | None]:
+    """(min_frequency, max_categories) for `spec`'s encoder; for hist_gradient_boosting
+    the levels are also capped at its `max_bins` (its native splits take no more)."""
+    cat = spec.categorical
+    max_categories = cat.max_categories
+    if spec.estimator == "hist_gradient_boosting" and categorical_encoding(spec) == "native":
+        max_bins = spec.params.get("max_bins", HGB_MAX_BINS)
+        if isinstance(max_bins, int) and max_bins >= 2:
+            max_categories = max_bins if max_categories is None else min(max_categories, max_bins)
+    return cat.min_frequency, max_categories
+
 
 def _preprocessor(
-    kind: str, numeric: list[str], categorical: list[str], max_categories: int | None = None
+    kind: str,
+    numeric: list[str],
+    categorical: list[str],
+    max_categories: int | None = None,
+    *,
+    encoding: str | None = None,
+    min_frequency: int | None = None,
+    sparse: bool = False,
+    task: str = "binary",
+    seed: int = 0,
 ) -> ColumnTransformer:
+    """Impute (and scale) numeric columns, encode categorical ones.
+
+    `encoding`: "onehot" (levels rarer than `min_frequency` training rows, and beyond the
+    `max_categories - 1` most frequent, share one "infrequent" column; unseen levels go
+    there too; a sparse matrix when `sparse`), "native" (ordinal codes for an estimator's
+    own categorical splits, same bucketing, unseen and missing as NaN) or "target"
+    (scikit-learn's TargetEncoder, cross-fitted on the training rows; one column per
+    feature). Default: the registry kind's own (`AUTO_ENCODING`).
+    """
+    encoding = encoding or AUTO_ENCODING.get(kind, "onehot")
     if kind == "onehot_scaled":
         num: Any = Pipeline(
             [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
@@ -231,21 +289,39 @@ def _preprocessor(
         num = SimpleImputer(strategy="median", keep_empty_features=True)
     else:
         num = "passthrough"
-    if kind == "ordinal_native":
+    if encoding == "native":
         cat: Any = OrdinalEncoder(
             handle_unknown="use_encoded_value",
             unknown_value=np.nan,
             encoded_missing_value=np.nan,
+            min_frequency=min_frequency,
             max_categories=max_categories,
         )
+    elif encoding == "target":
+        # It cross-fits itself: each training row is encoded by the other folds' means.
+        folds = (StratifiedKFold if task == "binary" else KFold)(5, shuffle=True, random_state=seed)
+        cat = TargetEncoder(target_type="binary" if task == "binary" else "continuous", cv=folds)
+        if kind == "onehot_scaled":
+            cat = Pipeline([("encode", cat), ("scale", StandardScaler())])
     else:
-        cat = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        cat = OneHotEncoder(
+            handle_unknown="infrequent_if_exist",
+            sparse_output=sparse,
+            min_frequency=min_frequency,
+            max_categories=max_categories,
+        )
     transformers = []
     if numeric:
         transformers.append(("numeric", num, numeric))
     if categorical:
         transformers.append(("categorical", cat, categorical))
-    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return ColumnTransformer(
+        transformers,
+        remainder="drop",
+        verbose_feature_names_out=False,
+        # sparse in, sparse out (any density): the linear model's one-hot block
+        sparse_threshold=1.0 if sparse else 0.0,
+    )
 
 
 def build_pipeline(
@@ -255,35 +331,83 @@ def build_pipeline(
     numeric: list[str],
     categorical: list[str],
     seed: int,
+    time_ordered: bool = False,
 ) -> Pipeline:
-    """Preprocessing + estimator for raw feature columns (numeric, then categorical)."""
+    """Preprocessing + estimator for raw feature columns (numeric, then categorical); the
+    categorical encoding follows `spec.categorical` (see `_preprocessor`). With
+    `spec.early_stopping`, the estimator stops on an inner validation part of the rows it
+    is fitted on: their last ones when `time_ordered` (valuegate.estimators)."""
     estimator = build_estimator(key, spec, task, seed)
     kind = REGISTRY[spec.estimator].preprocessing
     if kind == "none":
         return Pipeline([("estimator", estimator)])
-    if kind == "ordinal_native" and categorical:
+    encoding = categorical_encoding(spec)
+    if encoding == "native" and categorical:
         mask = [False] * len(numeric) + [True] * len(categorical)
-        if "categorical_features" not in spec.params:
-            estimator.set_params(categorical_features=mask)
-    max_categories = None
-    if kind == "ordinal_native":
-        max_bins = spec.params.get("max_bins", HGB_MAX_BINS)
-        max_categories = max_bins if isinstance(max_bins, int) and max_bins >= 2 else None
-    return Pipeline(
-        [
-            ("preprocess", _preprocessor(kind, numeric, categorical, max_categories)),
-            ("estimator", estimator),
-        ]
+        if spec.estimator == "hist_gradient_boosting":
+            if "categorical_features" not in spec.params:
+                estimator.set_params(categorical_features=mask)
+        elif "feature_types" not in spec.params:  # xgboost: codes are categories
+            estimator.set_params(
+                enable_categorical=True, feature_types=["c" if m else "q" for m in mask]
+            )
+    min_frequency, max_categories = categorical_limits(spec)
+    pre = _preprocessor(
+        kind,
+        numeric,
+        categorical,
+        max_categories,
+        encoding=encoding,
+        min_frequency=min_frequency,
+        sparse=spec.estimator in SPARSE_ONEHOT and encoding == "onehot",
+        task=task,
+        seed=seed,
     )
+    estimator = with_early_stopping(estimator, task, spec.early_stopping, time_ordered, seed)
+    return Pipeline([("preprocess", pre), ("estimator", estimator)])
+
+
+def _one_thread_forest(pipeline: Pipeline) -> tuple[Pipeline, int]:
+    """(a pipeline that predicts the same in one thread, the threads the original used).
+
+    A forest (random forest, extra trees, bagging) with n_jobs > 1 adds its trees'
+    predictions into one array in whatever order its threads finish, so the same model
+    gives scores that differ in the last bit from run to run, and with them the hash of
+    predictions.parquet in dvc.lock. The copy (shallow: the fitted trees are shared, the
+    original is not touched) adds them in tree order; `predict_scores` splits the rows
+    across threads instead, which keeps the speed and the order."""
+    name, final = pipeline.steps[-1]
+    n_jobs = getattr(final, "n_jobs", None)
+    if not hasattr(final, "estimators_") or n_jobs in (None, 1):
+        return pipeline, 1
+    from joblib import effective_n_jobs
+
+    single = copy.copy(final)
+    single.n_jobs = 1
+    return Pipeline([*pipeline.steps[:-1], (name, single)]), effective_n_jobs(n_jobs)
 
 
 def predict_scores(pipeline: Pipeline, X: pd.DataFrame, task: str) -> np.ndarray:  # noqa: N803
-    """Positive-class probability (binary) or prediction (regression), shape (n,)."""
-    if task == "binary":
-        proba = pipeline.predict_proba(X)
-        classes = list(pipeline.classes_)
-        return np.asarray(proba[:, classes.index(1)], dtype=float)
-    return np.asarray(pipeline.predict(X), dtype=float)
+    """Positive-class probability (binary) or prediction (regression), shape (n,); the
+    same bits on every run (`_one_thread_forest`)."""
+    pipeline, threads = _one_thread_forest(pipeline)
+
+    def score(rows: pd.DataFrame) -> np.ndarray:
+        if task == "binary":
+            proba = pipeline.predict_proba(rows)
+            return np.asarray(proba[:, list(pipeline.classes_).index(1)], dtype=float)
+        return np.asarray(pipeline.predict(rows), dtype=float)
+
+    if threads <= 1 or len(X) < 2 * threads:
+        return score(X)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # each row's trees are added in tree order whichever thread scores it (the trees
+    # release the GIL, so the threads run in parallel)
+    bounds = np.linspace(0, len(X), threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        parts = pool.map(score, [X.iloc[a:b] for a, b in itertools.pairwise(bounds)])
+        return np.concatenate(list(parts))
 
 
 def accepts_sample_weight(pipeline: Pipeline) -> bool:

@@ -12,6 +12,11 @@ def money(value: float, currency: str) -> str:
     return f"{sign}{abs(rounded):,d} {currency}"
 
 
+def signed_number(value: float) -> str:
+    """+1,234 for magnitudes from 1,000 (never +1.23e+03), else 3 significant digits."""
+    return f"{value:+,.0f}" if abs(value) >= 1000 else f"{value:+.3g}"
+
+
 def summary_table(summary: dict[str, Any]) -> str:
     """A table of every model's value, uplift and operating point (from evaluate.json)."""
     currency, period = summary["currency"], summary["period"]
@@ -30,7 +35,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         elif "threshold" in rec:
             point = f"threshold {rec['threshold']:.3f}"
         else:
-            point = f"offset {rec['offset']:+.3g}"
+            point = f"offset {signed_number(rec['offset'])}"
         if not rec["constraints_met"]:
             point += " (constraints not met)"
         lines.append(

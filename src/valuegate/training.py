@@ -26,6 +26,7 @@ from valuegate.data import Schema, target_vector
 from valuegate.errors import DataError
 from valuegate.folds import fold_kind, make_folds
 from valuegate.models import build_pipeline, predict_scores
+from valuegate.resources import apply_threads, guard_fit
 
 SCORED_SPLITS = ("valid", "test")
 
@@ -87,7 +88,7 @@ def cross_fit_scores(
             log.warning("%s: a cross-fitting fold trains on one class; its rows are skipped", key)
             continue
         pipeline = build_pipeline(
-            key, spec, schema.task, schema.numeric, schema.categorical, config.seed
+            key, spec, schema.task, schema.numeric, schema.categorical, config.seed, time_ordered
         )
         pipeline.fit(features.iloc[fit_rows], y[fit_rows])
         positions.append(score_rows)
@@ -113,8 +114,15 @@ def fit_model(
     """Build the pipeline for `spec`, fit it on `splits['train']`, cross-fit it there for
     its calibration and operating point, and score valid and test (calibrated)."""
     key = f"{'baseline' if role == 'baseline' else 'model'}.{name}"
+    # The machine budget first: threads for every library, and a fit that would not fit
+    # in memory stops here, naming the column (valuegate.resources).
+    apply_threads(config.resources)
+    guard_fit(key, spec, splits["train"], schema.numeric, schema.categorical, config.resources)
+    # The training split is in time order when the split is by time (early stopping then
+    # stops on its last rows).
+    time_ordered = config.data.split.method == "time"
     pipeline = build_pipeline(
-        key, spec, schema.task, schema.numeric, schema.categorical, config.seed
+        key, spec, schema.task, schema.numeric, schema.categorical, config.seed, time_ordered
     )
     train = splits["train"]
     y = target_vector(train, config.data)

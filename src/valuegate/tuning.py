@@ -1,10 +1,13 @@
 """Optuna tuning on business value, with pruning and a stop-on-value rule.
 
-The objective of a trial is the candidate's business value per period from K-fold
-cross-validation on the training split: each fold's held-out predictions are valued by the
-one value model (`business.py`) at the operating point chosen on that fold. With pruning on,
-folds are reported as intermediate values, so a median pruner stops trials that are clearly
-worse (with it off they are not written: each report is a storage write).
+The objective of a trial is what the pipeline would make of the candidate: its
+out-of-fold scores from K-fold cross-validation on the training split are pooled, ONE
+operating point is chosen on them by the one value model (`business.py`, `choose_point`,
+as `training.fit_model` fixes every model's point) and the trial is worth their value per
+period there. With pruning on, the running value after each fold is reported, so a median
+or successive-halving pruner stops trials that are clearly worse (with it off nothing is
+written: each report is a storage write). Large tables get fewer folds
+(`effective_folds`); each finished trial logs a progress line in money (`Progress`).
 
 `StopOnValue` ends a study when the best value has not improved by at least
 `min_improvement` (currency per period) in the last `patience` finished trials: tuning stops
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sys
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from valuegate.business import BinaryValueModel, ValueModel
+from valuegate.business import ValueModel
 from valuegate.config.schema import Constraint, ModelSpec, SearchDim
 from valuegate.errors import ArtifactError, ConfigError
 from valuegate.folds import fold_kind, make_folds
@@ -41,6 +46,8 @@ from valuegate.models import (
 )
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+log = logging.getLogger(__name__)
 
 
 def check_search_space(key: str, spec: ModelSpec, task: str) -> None:
@@ -78,19 +85,29 @@ FOLD_KINDS = {
 }
 
 
+def effective_folds(tune: Any, n_rows: int) -> int:
+    """Folds a trial is cross-validated on: `tune.n_folds`, or `tune.large_table_n_folds`
+    when the training split has more than `tune.large_table_rows` rows (then each held-out
+    fold is large enough to value a trial steadily, and every extra fold is one more fit)."""
+    if tune.large_table_rows is not None and n_rows > tune.large_table_rows:
+        return min(tune.n_folds, tune.large_table_n_folds)
+    return tune.n_folds
+
+
 def tuning_folds(
     config: Any, schema: Any, train: pd.DataFrame, y: np.ndarray
 ) -> tuple[str, list[tuple]]:
     """(kind, folds) for cross-validating on the training split, from valuegate.folds:
     forward-chaining when the split is by time (the training split is then in time order),
-    grouped when the id column repeats, else K-fold."""
+    grouped when the id column repeats, else K-fold; `effective_folds` of them."""
     time_ordered = config.data.split.method == "time"
     groups = None
     if schema.id_column and schema.id_column in train.columns:
         groups = train[schema.id_column].to_numpy()
     kind = fold_kind(time_ordered, groups)
+    n_folds = effective_folds(config.tune, len(train))
     folds = make_folds(
-        y, schema.task, config.tune.n_folds, config.seed, time_ordered=time_ordered, groups=groups
+        y, schema.task, n_folds, config.seed, time_ordered=time_ordered, groups=groups
     )
     return kind, folds
 
@@ -114,6 +131,7 @@ class TuningProblem:
     estimator_overrides: dict[str, Any]
     worker: int = 0
     fold_kind: str = "kfold"  # valuegate.folds.fold_kind of `folds`
+    time_ordered: bool = False  # rows in time order (early stopping stops on the last ones)
 
     def params_for(self, suggested: dict[str, Any]) -> ModelSpec:
         params = {**self.spec.params, **suggested, **self.estimator_overrides}
@@ -121,33 +139,54 @@ class TuningProblem:
         params = {k: v for k, v in params.items() if k in accepted}
         return self.spec.model_copy(update={"params": params})
 
-    def fold_value(self, spec: ModelSpec, fold: tuple) -> float:
+    def fold_scores(self, spec: ModelSpec, fold: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Fit on the fold's training rows; (positions (m,) of its held-out rows, their raw
+        scores (m,)). A binary fold whose training rows hold one class scores nothing."""
         train_idx, test_idx = fold
+        if self.task == "binary" and len(np.unique(self.y[train_idx])) < 2:
+            return np.array([], dtype=int), np.array([], dtype=float)
         pipeline = build_pipeline(
-            self.key, spec, self.task, self.numeric, self.categorical, self.seed
+            self.key, spec, self.task, self.numeric, self.categorical, self.seed, self.time_ordered
         )
         pipeline.fit(self.X.iloc[train_idx], self.y[train_idx])
-        scores = predict_scores(pipeline, self.X.iloc[test_idx], self.task)
-        y_test = self.y[test_idx]
-        if isinstance(self.value_model, BinaryValueModel):
-            amount = None if self.amount is None else self.amount[test_idx]
-            point = self.value_model.choose_threshold(y_test, scores, amount, self.constraints)
-        else:
-            point = self.value_model.choose_offset(y_test, scores, self.constraints)
-        return point.value_per_period
+        return np.asarray(test_idx), predict_scores(pipeline, self.X.iloc[test_idx], self.task)
+
+    def pooled_value(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> float:
+        """Value per period of out-of-fold scores pooled over `parts` (from `fold_scores`),
+        at the one operating point the value model chooses on all of them together.
+
+        This is how the pipeline itself fixes a model's point (training.fit_model, on
+        cross-fitted scores): one threshold / offset for every fold. Choosing one per fold
+        instead lets each fold's point fit that fold's own noise, which overstates every
+        candidate and most the noisiest (tests/test_tuning.py). Value per period is a mean
+        per case x volume, so a value over some folds compares with one over all of them.
+        """
+        idx = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=int)
+        if len(idx) == 0:
+            raise optuna.TrialPruned("no fold could be fitted (each trained on one class)")
+        scores = np.concatenate([p[1] for p in parts])
+        amount = None if self.amount is None else self.amount[idx]
+        point = self.value_model.choose_point(self.y[idx], scores, amount, self.constraints)
+        return float(point.value_per_period)
+
+    def fold_value(self, spec: ModelSpec, fold: tuple) -> float:
+        """Value of one fold alone, at the point chosen on its own scores."""
+        return self.pooled_value([self.fold_scores(spec, fold)])
 
     def objective(self, trial: optuna.Trial) -> float:
         spec = self.params_for(suggest(trial, self.spec.search_space))
         trial.set_user_attr("worker", self.worker)
         pruned_study = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
-        values: list[float] = []
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
         for index, fold in enumerate(self.folds):
-            values.append(self.fold_value(spec, fold))
+            parts.append(self.fold_scores(spec, fold))
             if pruned_study:
-                trial.report(float(np.mean(values)), index)
-                if trial.should_prune():
+                # The running value: the point chosen once on the folds done so far.
+                value = self.pooled_value(parts)
+                trial.report(value, index)
+                if index < len(self.folds) - 1 and trial.should_prune():
                     raise optuna.TrialPruned()
-        return float(np.mean(values))
+        return value if pruned_study else self.pooled_value(parts)
 
 
 class StopOnValue:
@@ -242,6 +281,7 @@ def run_study(
     n_trials: int,
     timeout: float | None,
     stopper: StopOnValue,
+    on_trial: Callable[[optuna.Study, int, str, float | None], None] | None = None,
 ) -> str:
     """Run trials until the study holds `n_trials` finished ones, the stop rule fires or
     the timeout passes; return why it stopped ("stop_on_value", "n_trials", "timeout").
@@ -250,6 +290,9 @@ def run_study(
     `n_trials` between them: a trial whose number comes after `n_trials` claimed ones
     (complete, pruned or running) is told FAIL, marked surplus, and not run; that worker
     then stops, leaving the remaining slots to the workers running them.
+
+    `on_trial(study, number, state, value)` runs after each trial this process finished
+    ("complete" with its value, "pruned" with None): the progress report.
     """
     import time
 
@@ -278,6 +321,8 @@ def run_study(
             value = objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
+            if on_trial is not None:
+                on_trial(study, trial.number, "pruned", None)
             continue
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
@@ -287,6 +332,8 @@ def run_study(
         except ValueError:
             # Another process closed this trial (it looked abandoned); its slot is retried.
             continue
+        if on_trial is not None:
+            on_trial(study, trial.number, "complete", value)
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
@@ -341,19 +388,32 @@ class StudyResult:
         }
 
 
-def create_study(name: str, storage: Any, seed: int, pruning: bool, forced: bool) -> optuna.Study:
-    pruner: optuna.pruners.BasePruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-        if pruning
-        else optuna.pruners.NopPruner()
-    )
+def make_pruner(pruning: bool, kind: str = "median") -> optuna.pruners.BasePruner:
+    """The pruner over folds (a trial's step is the index of its last valued fold).
+
+    "median": stop a trial whose running value after 2+ folds is below the median of
+    earlier trials' at the same fold (after 5 trials). "successive_halving": Optuna's
+    asynchronous successive halving with a fold as the resource unit: a trial goes on past
+    2 folds (and past 4) only when its running value is in the top third of the trials
+    that reached that fold.
+    """
+    if not pruning:
+        return optuna.pruners.NopPruner()
+    if kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+def create_study(
+    name: str, storage: Any, seed: int, pruning: bool, forced: bool, pruner: str = "median"
+) -> optuna.Study:
     try:
         study = optuna.create_study(
             study_name=name,
             storage=storage,
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=seed),
-            pruner=pruner,
+            pruner=make_pruner(pruning, pruner),
             load_if_exists=True,
         )
     except Exception as exc:
@@ -396,6 +456,11 @@ def build_problem(config: Any, schema: Any, train: pd.DataFrame, candidate: str)
     key = f"model.{candidate}"
     spec = config.model[candidate]
     check_search_space(key, spec, schema.task)
+    # resources.threads shared by the tune workers; a trial's fit must fit in memory
+    from valuegate.resources import apply_threads, guard_fit
+
+    apply_threads(config.resources, workers=config.tune.n_jobs)
+    guard_fit(key, spec, train, schema.numeric, schema.categorical, config.resources)
     y = target_vector(train, config.data)
     accepted = _accepted_params(estimator_class(spec.estimator, schema.task))
     # Several worker processes share the cores: one thread per estimator then.
@@ -415,19 +480,32 @@ def build_problem(config: Any, schema: Any, train: pd.DataFrame, candidate: str)
         folds=folds,
         seed=config.seed,
         fold_kind=kind,
+        time_ordered=config.data.split.method == "time",
         estimator_overrides=overrides,
     )
 
 
-def problem_fingerprint(config: Any, schema: Any, candidate: str) -> dict[str, Any]:
-    """What makes two trials comparable; caps (n_trials, patience, ...) are not in it."""
+# What a trial's value means; change it whenever that changes, so that a study valued
+# the old way is never resumed (its trials would not compare with new ones).
+VALUE_RULE = "one operating point chosen on the pooled out-of-fold scores (v2)"
+
+
+def problem_fingerprint(
+    config: Any, schema: Any, candidate: str, n_rows: int | None = None
+) -> dict[str, Any]:
+    """What makes two trials comparable; caps (n_trials, patience, timeout, the pruner)
+    are not in it. The candidate's spec holds its early stopping; `n_rows` (training rows)
+    decides the number of folds (`effective_folds`)."""
+    n_folds = config.tune.n_folds if n_rows is None else effective_folds(config.tune, n_rows)
     return {
         "candidate": config.model[candidate].model_dump(),
         "data": schema.source_sha256,
         "features": [schema.numeric, schema.categorical],
         "objective": config.objective.model_dump(),
         "task": schema.task,
-        "n_folds": config.tune.n_folds,
+        "n_folds": n_folds,
+        "time_ordered": config.data.split.method == "time",
+        "value_rule": VALUE_RULE,
         "seed": config.seed,
     }
 
@@ -472,11 +550,12 @@ def tune_candidate(
     if before_study is not None:
         before_study()
     storage = open_storage(tune.storage, journal_path)
-    fingerprint = problem_fingerprint(config, schema, candidate)
-    if problem.fold_kind != "kfold":  # other folds value trials on other rows
-        fingerprint["folds"] = problem.fold_kind
+    fingerprint = problem_fingerprint(config, schema, candidate, len(train))
+    fingerprint["folds"] = problem.fold_kind  # other folds value trials on other rows
     name = study_name(candidate, fingerprint)
-    study = create_study(name, storage, config.seed + worker_index, tune.pruning, forced)
+    study = create_study(
+        name, storage, config.seed + worker_index, tune.pruning, forced, tune.pruner
+    )
     if worker_index == 0:
         fail_stale_running(study)
     if on_study_ready is not None:
@@ -484,10 +563,12 @@ def tune_candidate(
     stopper = StopOnValue(tune.min_improvement, tune.patience)
     started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with one_thread_per_worker(tune.n_jobs):
-        reason = run_study(study, problem.objective, tune.n_trials, tune.timeout, stopper)
-    seconds = time.monotonic() - started
     unit = f"{config.objective.currency}/{config.objective.period}"
+    with one_thread_per_worker(tune.n_jobs), Progress(candidate, tune.n_trials, unit) as report:
+        reason = run_study(
+            study, problem.objective, tune.n_trials, tune.timeout, stopper, on_trial=report
+        )
+    seconds = time.monotonic() - started
     if reason == "stop_on_value":
         reason = (
             f"stop_on_value: no trial improved the best cross-validated value by at least "
@@ -505,6 +586,73 @@ def tune_candidate(
     }
     result.stop_rule = stop_rule_meaning(tune.min_improvement, tune.patience, unit)
     return result
+
+
+def progress_line(
+    candidate: str,
+    number: int,
+    state: str,
+    value: float | None,
+    best: optuna.trial.FrozenTrial | None,
+    finished: int,
+    n_trials: int,
+    unit: str,
+) -> str:
+    """One trial's progress line, in money, e.g. "xgboost trial 7: 12,300 EUR/month
+    (8/40 finished; best 14,100 EUR/month, trial 3)"."""
+    what = f"{value:,.0f} {unit}" if state == "complete" else "pruned"
+    best_part = f"best {best.value:,.0f} {unit}, trial {best.number}" if best else "none yet"
+    return f"{candidate} trial {number}: {what} ({finished}/{n_trials} finished; {best_part})"
+
+
+class Progress:
+    """The per-trial progress report of a study: a `logging` line per finished trial with
+    the best value so far in money, and a tqdm bar only when stderr is a terminal (CI logs
+    get the lines, not a redrawn bar). Use as a context manager; call it as `on_trial`."""
+
+    def __init__(self, candidate: str, n_trials: int, unit: str, stream: Any = None) -> None:
+        self.candidate, self.n_trials, self.unit = candidate, n_trials, unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar: Any = None
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Progress:
+        if not log.hasHandlers():  # nothing configured logging: the lines go to stderr
+            handler = logging.StreamHandler(self.stream)
+            handler.setFormatter(logging.Formatter("tune: %(message)s"))
+            log.addHandler(handler)
+            self._stack.callback(log.removeHandler, handler)
+        if log.level == logging.NOTSET:
+            log.setLevel(logging.INFO)
+            self._stack.callback(log.setLevel, logging.NOTSET)
+        if getattr(self.stream, "isatty", lambda: False)():
+            from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self.bar = self._stack.enter_context(
+                tqdm(total=self.n_trials, desc=f"tune {self.candidate}", file=self.stream)
+            )
+            self._stack.enter_context(logging_redirect_tqdm(loggers=[log]))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.close()
+
+    def __call__(self, study: optuna.Study, number: int, state: str, value: float | None) -> None:
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+        finished = sum(t.state in FINISHED for t in trials)
+        log.info(
+            progress_line(
+                self.candidate, number, state, value, best, finished, self.n_trials, self.unit
+            )
+        )
+        if self.bar is not None:
+            self.bar.n = min(finished, self.n_trials)
+            if best is not None:
+                self.bar.set_postfix_str(f"best {best.value:,.0f} {self.unit}", refresh=False)
+            self.bar.refresh()
 
 
 def stop_rule_meaning(min_improvement: float, patience: int, unit: str) -> str:

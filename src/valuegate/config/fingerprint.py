@@ -72,7 +72,7 @@ def register_resolvers() -> None:
 
 # ------------------------------------------------------------------------ lineage
 # Fingerprints of the config sections an artifact was produced from. Every artifact
-# record (fit.json, metrics/gate.json, metrics/tune.json, ...) carries all of them under
+# record (fit.json, reports/gate.json, reports/tune.json, ...) carries all of them under
 # "lineage"; a reader compares only the keys it depends on (stages/common.py), so a record
 # is stale exactly when something it was computed from changed.
 
@@ -86,7 +86,12 @@ def fingerprint(value: object) -> str:
 def _spec(spec: Any) -> dict[str, Any]:
     # What a fitted model depends on: the search space only matters to tuning, which has
     # its own key, so widening a range does not make the fitted candidate stale.
-    return {"estimator": spec.estimator, "params": spec.params}
+    # The categorical encoding is part of the fitted pipeline (models.build_pipeline).
+    return {
+        "estimator": spec.estimator,
+        "params": spec.params,
+        "categorical": spec.categorical.model_dump(mode="json"),
+    }
 
 
 def data_lineage(data: Any, seed: int) -> dict[str, str]:

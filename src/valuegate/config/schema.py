@@ -161,6 +161,12 @@ class DataConfig(Strict):
     amount_column: str | None = None
     features: Features = Field(default_factory=Features)
     split: Split = Field(default_factory=Split)
+    sample_rows: int | None = Field(
+        None,
+        ge=100,
+        description="keep a seeded sample of this many rows before the split (stratified "
+        "for binary tasks); null = every row",
+    )
 
     @model_validator(mode="after")
     def _binary_needs_positive_label(self) -> DataConfig:
@@ -268,12 +274,86 @@ class SearchDim(Strict):
         return self
 
 
+class CategoricalConfig(Strict):
+    """How one model encodes its categorical columns (see docs/scale.md).
+
+    `auto` is the estimator's own default: one-hot for linear, xgboost and random_forest
+    (sparse for linear), native categorical splits for hist_gradient_boosting. Levels seen
+    in fewer than `min_frequency` training rows, and all but the `max_categories - 1` most
+    frequent levels, share one "infrequent" column, so a 4,000-level column costs at most
+    `max_categories` columns."""
+
+    encoding: Literal["auto", "onehot", "target", "native"] = "auto"
+    min_frequency: int | None = Field(
+        5, ge=1, description="training rows a level needs to keep its own column; null = 1"
+    )
+    max_categories: int | None = Field(
+        64, ge=2, description="columns per categorical at most (incl. 'infrequent'); null = all"
+    )
+
+
+class EarlyStoppingConfig(Strict):
+    """Early stopping of a boosted candidate on an inner validation part of the rows it is
+    fitted on, never the gate's validation rows (valuegate.estimators; docs/tuning.md)."""
+
+    rounds: int = Field(
+        50, ge=1, le=10_000, description="rounds without improvement before stopping"
+    )
+    validation_fraction: float = Field(
+        0.15, ge=0.05, le=0.5, description="share of the fitted rows held out to stop on"
+    )
+    refit: bool = Field(
+        False, description="refit on all the rows with the rounds found (else keep the model)"
+    )
+
+
+EARLY_STOPPING_ESTIMATORS = ("xgboost", "hist_gradient_boosting")
+
+
 class ModelSpec(Strict):
     """One estimator from the allow-listed registry, its parameters and search space."""
 
     estimator: Literal[ESTIMATORS]  # type: ignore[valid-type]
     params: dict[str, Any] = Field(default_factory=dict)
     search_space: dict[str, SearchDim] = Field(default_factory=dict)
+    categorical: CategoricalConfig = Field(default_factory=CategoricalConfig)
+    early_stopping: EarlyStoppingConfig | None = None  # None: the estimator's own rounds
+
+    @model_validator(mode="after")
+    def _early_stopping_fits_estimator(self) -> ModelSpec:
+        if self.early_stopping is not None and self.estimator not in EARLY_STOPPING_ESTIMATORS:
+            raise ValueError(
+                f"early_stopping: estimator {self.estimator!r} has no boosting rounds to stop; "
+                f"it is available for {', '.join(EARLY_STOPPING_ESTIMATORS)}. Remove the block "
+                "(or set it to null)"
+            )
+        if "early_stopping_rounds" in self.params:
+            raise ValueError(
+                "params.early_stopping_rounds: set early_stopping.rounds instead (valuegate "
+                "carves the inner validation rows it stops on; xgboost alone has none)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _encoding_fits_estimator(self) -> ModelSpec:
+        allowed = CATEGORICAL_ENCODINGS[self.estimator]
+        if self.categorical.encoding not in allowed:
+            raise ValueError(
+                f"categorical.encoding: {self.categorical.encoding!r} is not available for "
+                f"estimator {self.estimator!r}. Allowed: {', '.join(allowed)}"
+            )
+        return self
+
+
+CATEGORICAL_ENCODINGS: dict[str, tuple[str, ...]] = {
+    "dummy": ("auto",),
+    "linear": ("auto", "onehot", "target"),
+    "random_forest": ("auto", "onehot", "target"),
+    "xgboost": ("auto", "onehot", "target", "native"),
+    "hist_gradient_boosting": ("auto", "onehot", "target", "native"),
+}
+"""Categorical encodings each estimator can take (`native`: the estimator's own
+categorical splits)."""
 
 
 class CrossFitConfig(Strict):
@@ -305,12 +385,17 @@ class TuneConfig(Strict):
 
     candidates: Literal["best", "passed"] = "best"
     n_trials: int = Field(40, ge=1)
-    timeout: float | None = Field(None, gt=0, description="seconds")
+    timeout: float | None = Field(1800, gt=0, description="seconds per run; null = no cap")
     min_improvement: float = Field(0.0, ge=0, description="currency per period")
     patience: int = Field(15, ge=1)
     n_folds: int = Field(5, ge=2, le=20)
+    large_table_rows: int | None = Field(
+        20_000, ge=1000, description="above this many training rows use large_table_n_folds"
+    )
+    large_table_n_folds: int = Field(3, ge=2, le=20, description="folds on a large table")
     n_jobs: int = Field(1, ge=1, le=64, description="worker processes")
     pruning: bool = True
+    pruner: Literal["median", "successive_halving"] = "median"
     storage: str | None = None
 
 
@@ -505,6 +590,20 @@ class AssessConfig(Strict):
     remedies: Remedies = Field(default_factory=Remedies)
 
 
+class ResourcesConfig(Strict):
+    """The machine budget every stage keeps to (see docs/scale.md)."""
+
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="threads for every library; null = the cores this process may use",
+    )
+    max_memory_gb: float = Field(
+        4.0, gt=0, description="a stage's estimated peak above this stops it before it starts"
+    )
+
+
 class Meta(Strict):
     conf_fingerprint: str
 
@@ -525,6 +624,7 @@ class Config(Strict):
     tune: TuneConfig = Field(default_factory=TuneConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     assess: AssessConfig = Field(default_factory=AssessConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

@@ -33,6 +33,7 @@ from valuegate.stages.common import (
     PREPARED,
     REPORTS,
     check_data,
+    metrics_view,
     read_splits,
     run_stage,
 )
@@ -160,7 +161,8 @@ def main(argv: list[str]) -> None:
         REPORT_FILE, render_html(assessment, f"Data assessment: {config.data.name}", ACCEPT_FILE)
     )
     atomic_write_json(RECORD_FILE, assessment.record())
-    atomic_write_json(METRICS_FILE, assessment.metrics())
+    # numbers only (the blocking finding ids are in the record): `dvc exp show` columns
+    atomic_write_json(METRICS_FILE, metrics_view(assessment.metrics()) or {})
     write_timings(assessment.seconds)
     for accept_id in assessment.unused_accepts:
         print(

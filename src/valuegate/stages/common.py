@@ -33,6 +33,36 @@ METRICS = Path("metrics")
 PLOTS = Path("plots")
 REPORTS = Path("reports")
 
+
+def metrics_view(record: Any) -> Any:
+    """A record (nested dicts) -> its numbers and booleans only, same nesting, for DVC
+    metrics: `dvc exp show` makes a column of every leaf, so sentences, names, lists and
+    lineage stay in the full record under reports/. Integral floats become ints (money is
+    whole: DVC prints 117000, not 1.17e+05); NaN / infinity and emptied dicts are left out.
+    Returns None when nothing numeric is left."""
+    if isinstance(record, dict):
+        out = {k: v for k, v in ((k, metrics_view(v)) for k, v in record.items()) if v is not None}
+        return out or None
+    if isinstance(record, bool | np.bool_):
+        return bool(record)
+    if isinstance(record, int | np.integer):
+        return int(record)
+    if isinstance(record, float | np.floating):
+        value = float(record)
+        if not np.isfinite(value):
+            return None
+        value = float(f"{value:.10g}")  # as the JSON writer rounds (io.to_json), first
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    return None
+
+
+def write_record(report: Path, metrics: Path, record: dict[str, Any]) -> None:
+    """The full record (sentences, names, lineage) to `report` under reports/, which
+    readers use, and its numbers to `metrics`, which DVC shows (`metrics_view`)."""
+    atomic_write_json(report, record)
+    atomic_write_json(metrics, metrics_view(record) or {})
+
+
 MODEL_FILE = "model.skops"
 PREDICTIONS_FILE = "predictions.parquet"
 INFO_FILE = "fit.json"
@@ -231,7 +261,8 @@ def write_fitted(fitted: FittedModel, directory: Path, config: Config | None = N
 
 
 TUNED = Path("models/tuned")
-TUNE_FILE = METRICS / "tune.json"
+TUNE_FILE = REPORTS / "tune.json"  # the full record; its numbers: TUNE_METRICS
+TUNE_METRICS = METRICS / "tune.json"
 
 
 def record_keys(config: Config) -> list[str]:
@@ -243,7 +274,8 @@ def record_keys(config: Config) -> list[str]:
     return keys
 
 
-GATE_FILE = METRICS / "gate.json"
+GATE_FILE = REPORTS / "gate.json"  # the full record; its numbers: GATE_METRICS
+GATE_METRICS = METRICS / "gate.json"
 
 
 def gate_keys(config: Config, candidates: Iterable[str] | None = None) -> list[str]:
@@ -261,7 +293,7 @@ def read_gate_record(
     path: Path = GATE_FILE,
     fix: str = RERUN,
 ) -> dict[str, Any]:
-    """metrics/gate.json, refused (one line) unless it was produced from the data,
+    """reports/gate.json, refused (one line) unless it was produced from the data,
     objective, gate settings, baselines and `candidates` of `config`."""
     if not path.is_file():
         raise ArtifactError(f"{path} not found: run the gate stage first (`dvc repro`).")
@@ -279,7 +311,7 @@ def tune_keys(candidate: str) -> list[str]:
 
 
 def read_tune_record(config: Config, path: Path = TUNE_FILE) -> dict[str, Any] | None:
-    """metrics/tune.json, or None when there is none; refused (one line) when it was
+    """reports/tune.json, or None when there is none; refused (one line) when it was
     produced from another config/data than `config`."""
     if not path.is_file():
         return None
@@ -298,7 +330,7 @@ def model_dirs(config: Config, tuned: bool = True) -> dict[str, tuple[str, Path]
     """name -> (role, directory) for baselines, candidates and (if `tuned` and the tune
     record is current) tuned models.
 
-    Raises `ArtifactError` when `tuned` and metrics/tune.json was produced from another
+    Raises `ArtifactError` when `tuned` and reports/tune.json was produced from another
     config/data: a stage that reads tuned models must not read another run's.
     """
     out = {

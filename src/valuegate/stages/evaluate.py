@@ -8,10 +8,10 @@ tuned model when that is worth more on validation). Its value and uplift carry a
 paired-bootstrap interval on validation, Bonferroni-adjusted for the models it was picked
 from; on test it is valued once, at the same fixed operating point.
 
-Writes `metrics/evaluate.json` (DVC metrics: value per period, uplift, operating point and
-technical metrics per model; the final model's figures), `reports/evaluation.json` (the
-full record) and `plots/evaluate/<kind>/<model>.csv` (value vs. threshold, ROC, PR,
-calibration).
+Writes `metrics/evaluate.json` (DVC metrics, numbers only: value per period, uplift,
+operating point and technical metrics per model; the final model's figures),
+`reports/evaluation.json` (the full record) and `plots/evaluate/<kind>/<model>.csv`
+(value vs. threshold, ROC, PR, calibration).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from valuegate.stages.common import (
     PLOTS,
     REPORTS,
     check_data,
+    metrics_view,
     outcome_columns,
     read_operating_points,
     read_predictions,
@@ -77,7 +78,8 @@ def main(argv: list[str]) -> None:
         ),
     }
     atomic_write_json(REPORTS / "evaluation.json", stamp(summary, config))  # contract B
-    atomic_write_json(METRICS / "evaluate.json", lean_metrics(summary))
+    # numbers only (metrics_view): the model names and sentences are in the report
+    atomic_write_json(METRICS / "evaluate.json", metrics_view(lean_metrics(summary)) or {})
     with atomic_dir(PLOTS / "evaluate") as tmp:
         for kind, per_model in plots.items():
             (tmp / kind).mkdir()

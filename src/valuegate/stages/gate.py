@@ -2,11 +2,12 @@
 each candidate against the best baseline on the validation split, every model valued at the
 operating point fixed out of fold when it was fitted (fit.json).
 
-Writes `metrics/gate.json`, the decision record: every number compared, the confidence
-interval, the verdict and a one-sentence reason per candidate. When nothing passes, the
-pipeline goes on with the best baseline (tuning is skipped, loudly; `gate.final_model:
-most_valuable` sends the most valuable untuned model instead), unless `gate.strict` is
-true: then the run fails after writing the record.
+Writes `reports/gate.json`, the decision record: every number compared, the confidence
+interval, the verdict and a one-sentence reason per candidate; its numbers also go to
+`metrics/gate.json` (DVC metrics: numbers only, so `dvc exp show` stays readable). When
+nothing passes, the pipeline goes on with the best baseline (tuning is skipped, loudly;
+`gate.final_model: most_valuable` sends the most valuable untuned model instead), unless
+`gate.strict` is true: then the run fails after writing the record.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from valuegate.data import target_vector
 from valuegate.errors import GateRefusedError
 from valuegate.evaluation import evaluate_models
 from valuegate.gate import gate_candidates
-from valuegate.io import atomic_write_json
 from valuegate.stages.common import (
-    METRICS,
+    GATE_FILE,
+    GATE_METRICS,
     check_data,
     outcome_columns,
     read_operating_points,
@@ -29,9 +30,8 @@ from valuegate.stages.common import (
     read_valid_predictions,
     run_stage,
     stamp,
+    write_record,
 )
-
-GATE_FILE = METRICS / "gate.json"
 
 
 def banner(record: dict[str, Any]) -> str:
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
         "tuning_allowed": record["best_passing"] is not None,
         **record,
     }
-    atomic_write_json(GATE_FILE, stamp(record, config))  # lineage: contract B
+    write_record(GATE_FILE, GATE_METRICS, stamp(record, config))  # lineage: contract B
     print(banner(record))
     if config.gate.strict and not record["tuning_allowed"]:
         raise GateRefusedError(

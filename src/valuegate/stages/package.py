@@ -4,7 +4,8 @@ Reads reports/evaluation.json (the final model, its shipped operating point and 
 figures), reports/assessment.json (the honest estimate, for the too-good guard), the final
 model's pipeline and the splits; compares with the registry's champion when one exists, on
 the test rows neither has seen (row_lineage.py), spending the test rows' budget (the registry's
-budget.json). Writes metrics/deploy.json (every number and a one-sentence reason) and, when
+budget.json). Writes reports/deploy.json (every number and a one-sentence reason; its
+numbers also to metrics/deploy.json, the DVC metrics) and, when
 the model passes, models/registry/vN with its row lineage (promoted to champion when the
 gate allows and deploy.promote).
 """
@@ -37,7 +38,6 @@ from valuegate.deploy import (
     spend,
 )
 from valuegate.errors import ArtifactError, GateRefusedError
-from valuegate.io import atomic_write_json
 from valuegate.registry import Registry
 from valuegate.row_lineage import lineage_record, read_rows, row_hashes, to_npy
 from valuegate.serving.batch import score_frame
@@ -54,9 +54,11 @@ from valuegate.stages.common import (
     record_keys,
     run_stage,
     stamp,
+    write_record,
 )
 
-DEPLOY_FILE = METRICS / "deploy.json"
+DEPLOY_FILE = REPORTS / "deploy.json"  # the full record; its numbers: DEPLOY_METRICS
+DEPLOY_METRICS = METRICS / "deploy.json"
 ASSESSMENT_FILE = REPORTS / "assessment.json"
 
 log = logging.getLogger(__name__)
@@ -295,7 +297,7 @@ def main(argv: list[str]) -> None:
         record["champion_after"] = registry.champion
     else:
         record["champion_after"] = champion
-    atomic_write_json(DEPLOY_FILE, stamp(record, config))  # lineage: contract B
+    write_record(DEPLOY_FILE, DEPLOY_METRICS, stamp(record, config))  # lineage: contract B
     print(f"deploy gate: {record['reason']}")
     if record["packaged"]:
         print(

@@ -23,6 +23,8 @@ def main(argv: list[str]) -> None:
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
         atomic_write_json(tmp / "schema.json", schema.to_dict())
     rows = ", ".join(f"{name} {len(frame)}" for name, frame in splits.items())
+    if schema.sample:
+        rows += f" (data.sample_rows: {schema.sample['rows']:,} of {schema.sample['of']:,} rows)"
     print(
         f"prepare: {len(schema.numeric)} numeric and {len(schema.categorical)} categorical "
         f"features; rows: {rows}"

@@ -1,7 +1,8 @@
 """Stage `score`: batch scoring as part of the graph — the champion scores a file
 (deploy.batch.input, default data.path) into reports/scored.parquet, exactly what
-`valuegate predict --model champion` does. metrics/score.json holds the row counts and,
-per column, the unseen categories and the gaps where training had none."""
+`valuegate predict --model champion` does. reports/score.json holds the row counts and,
+per column, the unseen categories and the gaps where training had none; metrics/score.json
+its numbers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pandas as pd
 
 from valuegate.config import load_params
 from valuegate.errors import DataError
-from valuegate.io import atomic_write_json
 from valuegate.registry import Registry
 from valuegate.serving.batch import describe_extras, predict_file
-from valuegate.stages.common import METRICS, REPORTS, run_stage
+from valuegate.stages.common import METRICS, REPORTS, run_stage, write_record
+
+SCORE_FILE = REPORTS / "score.json"  # the full record; its numbers: SCORE_METRICS
+SCORE_METRICS = METRICS / "score.json"
 
 
 def main(argv: list[str]) -> None:
@@ -24,8 +27,9 @@ def main(argv: list[str]) -> None:
         # The deploy gate refused every model so far: nothing to score with. Record it
         # (the graph stays green; `valuegate predict` would fail with the same message).
         pd.DataFrame({"row": [], "score": []}).to_parquet(target, index=False)
-        atomic_write_json(
-            METRICS / "score.json",
+        write_record(
+            SCORE_FILE,
+            SCORE_METRICS,
             {
                 "rows_scored": 0,
                 "model_version": None,
@@ -34,7 +38,7 @@ def main(argv: list[str]) -> None:
         )
         print(
             f"score: skipped, the registry {registry.root} has no champion "
-            "(metrics/deploy.json says why)"
+            "(reports/deploy.json says why)"
         )
         return
     bundle = registry.load("champion")
@@ -59,7 +63,7 @@ def main(argv: list[str]) -> None:
             f"rollback --registry {registry.root}` (listed by `valuegate models list`)."
         ) from None
     summary.update(input=source, model_version=bundle.version)
-    atomic_write_json(METRICS / "score.json", summary)
+    write_record(SCORE_FILE, SCORE_METRICS, summary)
     print(
         f"scored {summary['rows_scored']} of {summary['rows_in']} rows of {source} with "
         f"{bundle.version} into {REPORTS / 'scored.parquet'}" + describe_extras(summary)

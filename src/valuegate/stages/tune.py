@@ -1,12 +1,13 @@
 """Stage `tune`: Optuna on business value for the candidates that passed the gate.
 
-Reads the gate's record (`metrics/gate.json`). When no candidate passed, tuning is skipped
+Reads the gate's record (`reports/gate.json`). When no candidate passed, tuning is skipped
 with the gate's reason, loudly, and `models/tuned/` stays empty. Otherwise each selected
 candidate's study runs (or resumes: the journal `tuning/optuna.journal` persists across
 reruns) until the stop-on-value rule, `tune.n_trials` or `tune.timeout` ends it; the best
 params are refit on the training split and scored like any model.
 
-Writes `models/tuned/<name>/`, `metrics/tune.json` and `plots/tune/<name>.csv`.
+Writes `models/tuned/<name>/`, `reports/tune.json` (its numbers: `metrics/tune.json`) and
+`plots/tune/<name>.csv`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import pandas as pd
 from valuegate.config import Config, load_params
 from valuegate.data import Schema
 from valuegate.errors import ArtifactError
-from valuegate.io import atomic_dir, atomic_write_json
+from valuegate.io import atomic_dir
 from valuegate.stages.common import (
     PLOTS,
     TUNE_FILE,
+    TUNE_METRICS,
     TUNED,
     check_data,
     read_gate_record,
@@ -32,6 +34,7 @@ from valuegate.stages.common import (
     run_stage,
     stamp,
     write_fitted,
+    write_record,
 )
 
 JOURNAL = Path("tuning/optuna.journal")
@@ -152,22 +155,22 @@ def refit_best(config: Config, schema: Schema, splits: dict[str, pd.DataFrame], 
 
 
 def write_outputs(config: Config, fitted: list[tuple[Any, Any]], record: dict[str, Any]) -> None:
-    """`models/tuned/`, `plots/tune/` and `metrics/tune.json` (stamped with `config`'s
-    lineage), each replaced whole and atomically: the stage's outputs, also when the
-    `valuegate tune` command writes them."""
+    """`models/tuned/`, `plots/tune/` and `reports/tune.json` + `metrics/tune.json`
+    (stamped with `config`'s lineage), each replaced whole and atomically: the stage's
+    outputs, also when the `valuegate tune` command writes them."""
     with atomic_dir(TUNED) as tmp:
         for model, _ in fitted:
             write_fitted(model, tmp / model.name, config)
         if not fitted:
             (tmp / "NOT_TUNED.txt").write_text(
-                "The gate allowed no tuning; see metrics/gate.json and metrics/tune.json.\n"
+                "The gate allowed no tuning; see reports/gate.json and reports/tune.json.\n"
             )
     JOURNAL.parent.mkdir(parents=True, exist_ok=True)
     JOURNAL.touch()
     with atomic_dir(PLOTS / "tune") as tmp:
         for _model, result in fitted:
             result.trials.to_csv(tmp / f"{result.candidate}.csv", index=False)
-    atomic_write_json(TUNE_FILE, stamp(record, config))
+    write_record(TUNE_FILE, TUNE_METRICS, stamp(record, config))
 
 
 if __name__ == "__main__":
