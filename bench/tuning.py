@@ -8,8 +8,8 @@ bench/results/tuning.json.
    - valuegate: `run_study(study, problem.objective, n, None, StopOnValue(0, 10**9))` on a
      study from `create_study` (TPE, median pruner) in a fresh journal file from
      `open_storage(None, ...)`. That is the journal writes, the value model (one point
-     chosen on the pooled out-of-fold scores), `trial.report` + `should_prune` per fold, and the ask/tell loop with
-     its stop rule.
+     chosen on the pooled out-of-fold scores), `trial.report` + `should_prune` per fold,
+     and the ask/tell loop with its stop rule.
    - bare: `optuna.create_study(direction="maximize", sampler=TPESampler(seed))` in memory,
      `study.optimize(objective, n)`. The objective suggests the same params
      (`valuegate.tuning.suggest`), fits `valuegate.models.build_pipeline(...)` on the same
