@@ -17,10 +17,10 @@ For each dataset this script
    to bench/results/pipeline-<dataset>.json.
 
 The point is to measure orchestration overhead (process start-ups, imports per stage,
-Parquet round trips, model files, DVC hashing and caching), so both sides call the same
-valuegate functions as the stages (`valuegate.data.prepare`, `valuegate.training.fit_model`,
-`valuegate.gate.gate_candidates`, `valuegate.tuning.tune_candidate`,
-`valuegate.evaluation.evaluate_models`, ...). Every subprocess runs the copy's `src/` (put first
+Parquet round trips, model files, DVC hashing and caching), so both sides run the same
+steps: the stages are thin adapters over `valuegate.pipeline.steps` (prepare, assess,
+fit_baselines / fit_candidate, gate, tune, evaluate), and the plain side calls those steps
+in one process, in memory. Every subprocess runs the copy's `src/` (put first
 on PYTHONPATH), so edits made to the repo during a run do not leak into it.
 
 Memory. Each measured Python process gets a tiny `sitecustomize` hook (generated into
@@ -360,26 +360,23 @@ def generate_synthetic(path: Path, rows: int, features: int, seed: int) -> dict[
 
 
 def plain(project: Path, out: Path) -> None:
-    """The plain baseline, in this process: the pipeline's work (prepare, assess, baselines
-    and candidates, gate, tune, evaluate: the same core calls as src/valuegate/stages/*.py)
-    without DVC, without a process per stage, without Parquet round trips and without
-    writing models. Tuning, when the gate allows it, runs here in-process (tune.n_jobs
-    extra worker processes are not started; n_trials is a cap across workers anyway), with
-    a fresh Optuna journal beside `out`, outside the project."""
+    """The plain baseline, in this process: the pipeline's steps (valuegate.pipeline.steps:
+    prepare, assess, baselines and candidates, gate, tune, evaluate: exactly what the
+    stages in src/valuegate/stages/*.py call) chained in memory, without DVC, without a
+    process per stage, without Parquet round trips and without writing models or records.
+    Tuning, when the gate allows it, runs here in-process (tune.n_jobs extra worker
+    processes are not started; n_trials is a cap across workers anyway), with a fresh Optuna
+    journal beside `out`, outside the project. What the ratio then measures is the cost of
+    orchestration alone: the same work, once through `dvc repro` and once through the steps."""
     os.chdir(project)
     mark = [time.perf_counter()]
     import valuegate
-    from valuegate.assess.assessment import assess
     from valuegate.assess.report import render_html
-    from valuegate.business import value_model
     from valuegate.config import load_params
-    from valuegate.data import file_sha256, load_raw, prepare, target_vector
-    from valuegate.evaluation import evaluate_models, test_report
-    from valuegate.gate import gate_candidates
+    from valuegate.data import file_sha256, load_raw
+    from valuegate.errors import ValuegateError
+    from valuegate.pipeline import steps
     from valuegate.report import summary_table
-    from valuegate.stages.assess import assess_data
-    from valuegate.training import fit_model
-    from valuegate.tuning import tune_candidate, tuned_spec
 
     config = load_params()
     part_seconds: dict[str, float] = {}
@@ -391,107 +388,60 @@ def plain(project: Path, out: Path) -> None:
         mark[0] = now
 
     part("imports and config")
-    # prepare
     raw = load_raw(config.data)
-    splits, schema = prepare(raw, config.data, config.seed, file_sha256(Path(config.data.path)))
+    splits, schema = steps.prepare(raw, config, file_sha256(Path(config.data.path)))
     del raw
     part("prepare")
 
-    # assess: every check and the HTML report, as the stage computes them (not written)
-    assessment = assess(assess_data(splits, schema, config), config.assess, config.seed)
-    render_html(assessment, f"Data assessment: {config.data.name}", "conf/assess")
-    if assessment.blocked:
-        raise SystemExit("plain: the assessment blocks; the pipeline would stop here too")
-    if assessment.dropped_columns or any(len(r) for r in assessment.dropped_rows.values()):
-        raise SystemExit("plain: assess.remedies are not mirrored here; turn them off")
-    valid, test = splits["valid"], splits["test"]
-    y_valid, y_test = target_vector(valid, config.data), target_vector(test, config.data)
-    amount = {
-        name: frame[schema.amount_column].to_numpy(float) if schema.amount_column else None
-        for name, frame in (("valid", valid), ("test", test))
-    }
-    model = value_model(config)
+    # assess: every check, any remedies, and the HTML report the stage renders (not written)
+    try:
+        assessed = steps.assess(splits, schema, config)
+    except ValuegateError as exc:
+        raise SystemExit(f"plain: {exc}") from None
+    render_html(assessed.assessment, f"Data assessment: {config.data.name}", steps.ACCEPT_FILE)
+    splits, schema = assessed.splits, assessed.schema
     part("assess")
 
-    # baseline, train@*: fit, score valid and test; keep only the scores (the stages keep
-    # only their files), never write a model.
-    roles: dict[str, str] = {}
-    scores: dict[str, dict[str, Any]] = {"valid": {}, "test": {}}
-    fit_seconds: dict[str, float] = {}
-    points: dict[str, dict[str, Any]] = {}  # fit.json's operating point (chosen out of fold)
+    # baseline, train@*: each model fitted and scored; its pipeline is dropped at once (the
+    # gate and the evaluation read scores and points only; a stage process holds one model
+    # at a time too), so the peak memory compares like with like.
+    models: dict[str, Any] = {}
 
-    def fit(name: str, role: str, spec: Any) -> None:
-        fitted = fit_model(name, role, spec, config, schema, splits)
-        points[name] = fitted.info["operating_point"]
-        frame = fitted.predictions
-        for split in ("valid", "test"):
-            scores[split][name] = frame.loc[frame["split"] == split, "score"].to_numpy()
-        roles[name] = role
-        fit_seconds[name] = round(fitted.fit_seconds, 3)
+    def keep(fitted: Any) -> None:
+        fitted.pipeline = None
+        models[fitted.name] = fitted
 
-    for name, (role, spec) in config.all_models().items():
-        fit(name, role, spec)
-        part("baseline" if role == "baseline" else f"train@{name}")
+    for fitted in steps.fit_baselines(config, schema, splits).values():
+        keep(fitted)
+    part("baseline")
+    for name in config.model:
+        keep(steps.fit_candidate(config, schema, splits, name))
+        part(f"train@{name}")
 
-    # gate
-    gate = gate_candidates(
-        model,
-        y_valid,
-        dict(scores["valid"]),
-        dict(roles),
-        amount=amount["valid"],
-        constraints=config.constraints,
-        min_uplift=config.objective.min_uplift,
-        confidence=config.gate.confidence,
-        n_resamples=config.gate.n_resamples,
-        seed=config.seed,
-        currency=config.objective.currency,
-        period=config.objective.period,
-        points=points,
-    )
-    evaluate_models(
-        config, model, dict(roles), y_valid, dict(scores["valid"]), amount["valid"], points=points
-    )
-    if config.gate.strict and not gate["passed"]:
+    gate = steps.gate(config, schema, splits["valid"], steps.scored(models))
+    if steps.gate_refusal(config, gate) is not None:
         raise SystemExit("plain: no candidate passed the gate and gate.strict is true")
     part("gate")
 
-    # tune
-    tuned: list[str] = []
-    if gate["passed"]:
-        tuned = [gate["best_passing"]] if config.tune.candidates == "best" else list(gate["passed"])
     journal = out.with_suffix(".optuna.journal")
     journal.unlink(missing_ok=True)
-    for name in tuned:
-        result = tune_candidate(config, schema, splits["train"], name, journal)
-        fit(f"{name}_tuned", "tuned", tuned_spec(config.model[name], result.best_params))
+    tuned = steps.tune(config, schema, splits, gate, journal)
+    for fitted, _study in tuned.models:
+        keep(fitted)
     part("tune")
 
-    # evaluate
-    # the evaluate stage's calls: every model at its fixed point (the final one's interval
-    # is computed inside), then the final model once on test
-    summary, _plots = evaluate_models(
-        config, model, roles, y_valid, scores["valid"], amount["valid"], points=points
-    )
-    final = summary["final_model"]
-    on_test = test_report(
-        config,
-        model,
-        summary["models"][final],
-        y_test,
-        scores["test"][final],
-        amount["test"],
-        point=float(points[final]["value"]),
+    summary, _plots = steps.evaluate(
+        config, schema, splits["valid"], splits["test"], steps.scored(models)
     )
     print(summary_table(summary))
     part("evaluate")
     result = {
         "valuegate_module": valuegate.__file__,
-        "fit_seconds": fit_seconds,
+        "fit_seconds": {n: round(m.fit_seconds, 3) for n, m in models.items()},
         "part_seconds": part_seconds,
-        "tuned": tuned,
-        "final_model": final,
-        "final_test_value_per_period": on_test["value_per_period"],
+        "tuned": [study.candidate for _fitted, study in tuned.models],
+        "final_model": summary["final"]["model"],
+        "final_test_value_per_period": summary["final"]["test"]["value_per_period"],
         "value_per_period": {n: r["value_per_period"] for n, r in summary["models"].items()},
     }
     out.write_text(json.dumps(result, indent=2))

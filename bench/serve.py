@@ -226,10 +226,9 @@ def main() -> int:
             f"{name:<10} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
             f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  ({r['requests']} requests)"
         )
-    import sqlite3
+    from valuegate.serving.log import read_log_frame
 
-    logged = sqlite3.connect(work / "log.sqlite").execute("select count(*) from predictions")
-    results["logged_rows"] = logged.fetchone()[0]
+    results["logged_rows"] = len(read_log_frame(work / "log.sqlite"))
     ratio = results["valuegate"]["rps"] / results["bare"]["rps"]
     p99 = results["valuegate"]["p99_ms"] / results["bare"]["p99_ms"]
     results["ratios"] = {"throughput": ratio, "p99": p99}

@@ -309,3 +309,182 @@ def test_break_even_probability_only_inside_zero_one():
     assert model(10, 5, 0, 0).break_even_probability() is None
     # acting costs even on a positive case (tp < fn): never act, no break-even
     assert model(-5, -10, 0, 0).break_even_probability() is None
+
+
+# --------------------------------------------------- one interface, one builder (issue 13)
+
+BOTH_KINDS = [
+    pytest.param(
+        BinaryValueModel(
+            values={"tp": (0, 0), "fp": (0, 0.01), "fn": (-1500, 0), "tn": (300, 0)}, volume=20
+        ),
+        id="binary",
+    ),
+    pytest.param(RegressionValueModel(under=3, over=1, tolerance=0.2, volume=20), id="regression"),
+]
+
+
+def _rows(model, n=240, seed=4):
+    """(y, scores or predictions, amount), shape (n,) each, for `model`'s task."""
+    rng = np.random.default_rng(seed)
+    amount = rng.uniform(100, 5000, n)
+    if model.task == "binary":
+        y = (rng.random(n) < 0.3).astype(float)
+        return y, np.clip(0.3 + 0.4 * (y - 0.3) + rng.normal(0, 0.2, n), 0, 1), amount
+    y = rng.normal(10, 2, n)
+    return y, y + rng.normal(0, 1, n), amount
+
+
+@pytest.mark.parametrize("model", BOTH_KINDS)
+def test_the_same_calls_give_coherent_answers_on_both_value_models(model):
+    """Every caller (gate, evaluation, deploy, tuning, report, bundle) uses these calls
+    without asking which kind of value model it holds."""
+    y, scores, amount = _rows(model)
+    point = model.choose_point(y, scores, amount)
+    assert point.kind == model.point_kind and model.point_label
+    # per period = mean per case x volume, at any point
+    for at in (point.value, model.default_point):
+        per_case = model.case_values_at(y, scores, at, amount)
+        assert per_case.shape == (len(y),)
+        assert per_case.mean() * model.volume == pytest.approx(
+            model.value_at_point(y, scores, at, amount)
+        )
+    assert point.value_per_period == pytest.approx(
+        model.value_at_point(y, scores, point.value, amount)
+    )
+    assert point.default_value_per_period == pytest.approx(
+        model.value_at_point(y, scores, model.default_point, amount)
+    )
+    # the chosen point is worth at least every point of the value curve (no constraints)
+    curve = model.value_curve(y, scores, amount)
+    assert list(curve) == [model.point_kind, "value_per_period"]
+    assert point.value_per_period >= curve["value_per_period"].max() - 1e-9 * abs(
+        point.value_per_period
+    )
+    # decisions: the array call and the one-record call agree
+    decided = model.decide(scores, point.value, amount)
+    assert decided["decision"].shape == decided["expected_value"].shape == (len(y),)
+    for i in (0, 7, 100):
+        one, ev = model.decide_one(float(scores[i]), point.value, float(amount[i]))
+        assert one == decided["decision"][i]
+        assert (ev is None and np.isnan(decided["expected_value"][i])) or ev == pytest.approx(
+            decided["expected_value"][i]
+        )
+    metrics = model.metrics_at_point(y, scores, point.value, amount)
+    assert metrics and all(isinstance(v, float) for v in metrics.values())
+    assert model.acts(scores, point.value) is None  # a real score / prediction
+    regret = model.regret_at(y, scores, point.value, amount)
+    assert regret is None or (regret.shape == (len(y),) and regret.min() >= 0)
+    assert model.metric_point_worth(y, scores, point.value, amount)["kind"] == model.task
+
+
+def test_binary_decisions_carry_their_expected_value_and_regression_needs_the_outcome():
+    binary, regression = (p.values[0] for p in BOTH_KINDS)
+    scores = np.array([0.05, 0.5, 0.9])
+    amount = np.array([1000.0, 1000.0, 1000.0])
+    decided = binary.decide(scores, 1 / 6, amount)
+    np.testing.assert_array_equal(decided["decision"], [False, True, True])
+    # not flagged at p=0.05: 0.05 * fn + 0.95 * tn = -75 + 285; flagged: fp = 0.01 * amount
+    assert decided["expected_value"][0] == pytest.approx(-75 + 285)
+    assert decided["expected_value"][1] == pytest.approx(0.5 * 10)
+    shifted = regression.decide(np.array([1.0, 2.0]), 0.25)
+    np.testing.assert_array_equal(shifted["decision"], [1.25, 2.25])
+    assert np.isnan(shifted["expected_value"]).all()
+    assert binary.acts(np.full(5, 0.3), 0.2) == "always"
+    assert binary.acts(np.full(5, 0.1), 0.2) == "never"
+
+
+@pytest.mark.parametrize(
+    "experiment", [(), ("+experiment=diabetes",), ("+experiment=credit_by_amount",)]
+)
+def test_a_manifest_round_trip_gives_the_value_model_of_the_config(compose, experiment):
+    """A bundle stores `model.task` and `objective` (config.objective.model_dump(), as JSON);
+    `value_model_from_record` builds from them with the same builder as `value_model`."""
+    from valuegate.business import value_model, value_model_from_record
+
+    config = compose(*experiment)
+    from_config = value_model(config)
+    record = json.loads(json.dumps(config.objective.model_dump()))
+    from_record = value_model_from_record(config.data.task, record)
+    assert from_record == from_config and type(from_record) is type(from_config)
+    y, scores, amount = _rows(from_config, seed=9)
+    a = from_config.choose_point(y, scores, amount)
+    b = from_record.choose_point(y, scores, amount)
+    assert a == b
+    np.testing.assert_array_equal(
+        from_config.case_values_at(y, scores, a.value, amount),
+        from_record.case_values_at(y, scores, a.value, amount),
+    )
+
+
+def test_a_record_that_makes_no_value_model_is_refused_by_name(compose):
+    from valuegate.business import value_model_from_record
+
+    objective = compose().objective.model_dump()
+    with pytest.raises(ValueError, match=r"objective\.cost"):
+        value_model_from_record("regression", objective)  # a binary objective
+    with pytest.raises(ValueError, match="volume"):
+        value_model_from_record("binary", {**objective, "volume": -1})
+    with pytest.raises(ValueError, match="task must be one of"):
+        value_model_from_record("multiclass", objective)
+
+
+def test_a_bundle_builds_its_value_model_from_its_manifest(compose, tmp_path):
+    from valuegate.bundle import Bundle, decide
+    from valuegate.business import value_model
+    from valuegate.errors import ArtifactError
+
+    config = compose()
+    manifest = {
+        "model": {"task": "binary"},
+        "objective": json.loads(json.dumps(config.objective.model_dump())),
+        "decision": {"kind": "threshold", "value": 0.25},
+    }
+    bundle = Bundle(tmp_path, manifest, None, None, None)
+    assert bundle.value_model == value_model(config)
+    scores = np.array([0.1, 0.3])
+    decided = decide(bundle, scores)
+    np.testing.assert_array_equal(decided["decision"], [False, True])
+    np.testing.assert_allclose(
+        decided["expected_value"], value_model(config).decide(scores, 0.25)["expected_value"]
+    )
+    broken = Bundle(tmp_path, {**manifest, "objective": {"name": "x"}}, None, None, None)
+    with pytest.raises(ArtifactError, match="objective"):
+        broken.value_model  # noqa: B018
+
+
+def test_no_caller_asks_which_kind_of_value_model_it_holds():
+    """Acceptance of issue 13: outside business.py nothing branches on the value model's
+    class (the task may still pick ROC AUC or R2)."""
+    import re
+
+    pattern = re.compile(r"isinstance\(.*ValueModel")
+    found = [
+        f"{path.relative_to(ROOT)}:{i}"
+        for path in (ROOT / "src" / "valuegate").rglob("*.py")
+        if path.name != "business.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []
+
+
+# ------------------------------------------------------------------------ file hashing
+
+
+def test_one_file_hash_helper_streams_and_is_used_everywhere(tmp_path):
+    import hashlib
+
+    from valuegate import artifacts, data
+    from valuegate.bundle import sha256_file as from_bundle
+    from valuegate.hashing import sha256_file
+
+    path = tmp_path / "blob"
+    payload = np.random.default_rng(0).bytes(3 * (1 << 20) + 17)  # several read blocks
+    path.write_bytes(payload)
+    assert sha256_file(path) == hashlib.sha256(payload).hexdigest()
+    assert sha256_file(str(path)) == sha256_file(path)
+    assert from_bundle is sha256_file and data.file_sha256 is sha256_file
+    assert artifacts.sha256_file is sha256_file
+    with pytest.raises(FileNotFoundError):
+        sha256_file(tmp_path / "missing")

@@ -105,3 +105,140 @@ def test_show_prints_money_and_large_offsets_with_separators(point, shown):
     assert "114,000 EUR" in table
     assert shown in table
     assert "e+0" not in table  # never 1.14e+05
+
+
+# ------------------------------------------------------------ -q / -v, progress (17.3)
+
+
+@pytest.fixture
+def fresh_logging(monkeypatch):
+    """Undo what cli.main's setup_logging does to the process (level, handler, env)."""
+    import logging
+
+    from valuegate import logs
+
+    monkeypatch.delenv(logs.ENV, raising=False)
+    logger = logging.getLogger(logs.LOGGER)
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+
+
+@pytest.fixture
+def compose_args(tmp_path):
+    from tests.conftest import ROOT
+
+    return ["compose", "--conf-dir", str(ROOT / "conf"), "--params", str(tmp_path / "p.yaml")]
+
+
+def test_every_command_takes_quiet_and_verbose():
+    parser = cli.build_parser()
+    for name, sub in _subparsers(parser).items():
+        flags = {s for a in sub._actions for s in a.option_strings}
+        assert {"-q", "--quiet", "-v", "--verbose"} <= flags, name
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_progress_lines_go_to_stderr_and_quiet_silences_them(capsys, compose_args):
+    assert cli.main(compose_args) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "wrote " in err  # status on stderr: stdout is for results
+    # -q before or after the command
+    for argv in (["-q", *compose_args], [*compose_args, "-q"]):
+        assert cli.main(argv) == 0
+        assert capsys.readouterr() == ("", ""), argv
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_verbose_adds_debug_lines_and_sets_the_level_for_child_processes(capsys, compose_args):
+    import os
+
+    from valuegate import logs
+
+    assert cli.main(compose_args) == 0
+    assert "DEBUG" not in capsys.readouterr().err
+    assert cli.main([*compose_args, "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "DEBUG valuegate.cli: valuegate " in err and "'command': 'compose'" in err
+    # while a command runs, the processes it starts (tuning workers, stages) follow it;
+    # afterwards the process is as it was (commands run in-process leave nothing behind)
+    with logs.command_logging(logs.VERBOSE):
+        assert os.environ[logs.ENV] == "DEBUG"
+    assert logs.ENV not in os.environ
+    with pytest.raises(SystemExit):  # one or the other
+        cli.main(["-q", "-v", *compose_args])
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_a_stage_reads_its_level_from_the_environment(monkeypatch, capsys):
+    import logging
+
+    from valuegate import logs
+
+    monkeypatch.setenv(logs.ENV, "WARNING")
+    assert logs.setup_logging() == logging.WARNING
+    monkeypatch.setenv(logs.ENV, "loud")
+    assert logs.setup_logging() == logging.INFO
+    assert "VALUEGATE_LOG_LEVEL='loud' is not a level" in capsys.readouterr().err
+
+
+class _Terminal:
+    """A stream that says it is a terminal, for the bar."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_a_bar_is_drawn_on_a_terminal_only_and_not_when_quiet():
+    import io
+
+    from valuegate import logs
+
+    def draw(stream) -> None:
+        with logs.progress("assess", total=3, unit="check", stream=stream) as bar:
+            for _ in range(3):
+                bar.update()
+
+    logs.setup_logging(logs.NORMAL)
+    terminal, log_file = _Terminal(), io.StringIO()
+    draw(terminal)
+    draw(log_file)
+    assert "assess: " in terminal.buffer.getvalue() and "/3 [" in terminal.buffer.getvalue()
+    assert log_file.getvalue() == ""  # CI logs and files: no bar
+    logs.setup_logging(logs.QUIET)
+    quiet = _Terminal()
+    draw(quiet)
+    assert quiet.buffer.getvalue() == ""
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_batch_scoring_draws_a_bar_on_a_terminal(tmp_path, monkeypatch):
+    import sys
+
+    from tests.deploy_helpers import make_bundle, raw_rows
+    from valuegate import logs
+    from valuegate.bundle import load_bundle
+    from valuegate.serving.batch import predict_file
+
+    make_bundle(tmp_path / "v1")
+    raw_rows(50).to_parquet(tmp_path / "in.parquet")
+    logs.setup_logging(logs.NORMAL)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bundle = load_bundle(tmp_path / "v1")
+    predict_file(bundle, tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_size=20)
+    drawn = terminal.buffer.getvalue()
+    assert "score in.parquet: " in drawn and "/50 [" in drawn

@@ -579,7 +579,7 @@ def test_deploy_config_is_strict(compose):
 CRASHING_WRITER = """
 import os, sys
 sys.path.insert(0, sys.argv[2])
-import valuegate.bundle as bundle
+import valuegate.bundle.store as bundle
 from tests.deploy_helpers import make_bundle
 
 def crash(directory, manifest):  # the process dies after the files, before the manifest

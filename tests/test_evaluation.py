@@ -125,3 +125,44 @@ def test_the_dummy_gets_no_threshold_and_records_hold_no_nan(compose, labelled):
     lean = lean_metrics(summary)
     assert "NaN" not in json.dumps(lean)
     assert all(v is not None for record in lean["models"].values() for v in record.values())
+
+
+@pytest.mark.parametrize("experiment", [(), ("+experiment=diabetes",)])
+def test_records_and_plots_follow_the_value_model_without_asking_its_kind(compose, experiment):
+    """One code path for both tasks (issue 13): the point's key, the value at the default
+    point, the metrics at the point and the plots are named by the value model; the test
+    record holds the metrics of the decisions the business gets (the shifted predictions
+    for an offset)."""
+    from valuegate.evaluation import test_report
+
+    config = compose("data.amount_column=null", "gate.n_resamples=100", *experiment)
+    model = value_model(config)
+    rng = np.random.default_rng(2)
+    if model.task == "binary":
+        y = (rng.random(300) < 0.3).astype(float)
+        pred = {
+            "dummy": np.full(300, 0.3),
+            "m": np.clip(0.3 + 0.5 * (y - 0.3) + rng.normal(0, 0.2, 300), 0, 1),
+        }
+    else:
+        y = rng.normal(150, 50, 300)
+        pred = {"dummy": np.full(300, 150.0), "m": y + rng.normal(-20, 30, 300)}
+    roles = {"dummy": "baseline", "m": "candidate"}
+    summary, plots = evaluate_models(config, model, roles, y, pred)
+    record = summary["models"]["m"]
+    kind = model.point_kind
+    assert record[kind] is not None and record[model.default_point_key] is not None
+    assert record["value_per_period"] == pytest.approx(
+        model.value_at_point(y, pred["m"], record[kind])
+    )
+    at_point = model.metrics_at_point(y, pred["m"], record[kind])
+    for name, value in at_point.items():
+        assert record[f"{name}{model.point_metric_suffix}"] == pytest.approx(value, nan_ok=True)
+    assert f"value_{kind}" in plots and set(plots[f"value_{kind}"]) == {"dummy", "m"}
+    assert ("roc" in plots) == (model.task == "binary")
+    assert ("roc_auc" in record) == (model.task == "binary")
+    assert ("r2" in record) == (model.task == "regression")
+    tested = test_report(config, model, record, y, pred["m"])
+    assert tested[kind] == record[kind]
+    for name, value in at_point.items():
+        assert tested[name] == pytest.approx(value, nan_ok=True)

@@ -18,7 +18,7 @@ from tests.conftest import tool_env
 from tests.deploy_helpers import make_bundle, raw_rows
 from valuegate.bundle import decide, load_bundle
 from valuegate.registry import Registry
-from valuegate.serving.log import read_log
+from valuegate.serving.log import read_log, read_log_frame
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -205,18 +205,12 @@ def test_log_holds_what_was_served(server):
     assert [r["decision"] for r in logged] == [p["decision"] for p in served["predictions"]]
     assert logged[0]["inputs"]["purpose"] == rows[0]["purpose"]
     assert all(r["model_version"] == "v1" for r in logged)
-
-
-def test_log_survives_a_restart(tmp_path):
-    """A new PredictionLog on the same file keeps the rows (the WAL is checkpointed)."""
-    from valuegate.serving.log import PredictionLog
-
-    log = PredictionLog(tmp_path / "p.sqlite")
-    log.append("a", "v1", [({"x": 1}, 0.5, True, 0.0)])
-    log.close()
-    again = PredictionLog(tmp_path / "p.sqlite")
-    again.append("b", "v1", [({"x": 2}, 0.1, False, 1.0)])
-    assert [r["request_id"] for r in read_log(tmp_path / "p.sqlite")] == ["a", "b"]
+    # the typed frame monitoring reads (tests/test_prediction_log.py tests the log itself)
+    frame = read_log_frame(log_path, model_version="v1")
+    frame = frame[frame["request_id"] == "req-log-1"]
+    assert frame["score"].tolist() == [p["score"] for p in served["predictions"]]
+    assert frame["purpose"].astype(str).tolist() == [r["purpose"] for r in rows]
+    assert frame["duration_in_month"].tolist() == [float(r["duration_in_month"]) for r in rows]
 
 
 def test_openapi_fuzzing_finds_no_server_error(server):
@@ -252,42 +246,6 @@ def test_openapi_fuzzing_finds_no_server_error(server):
     assert not failures, failures[:3]
     # the fuzzing reached the model: some generated records were scored, some refused
     assert ("/predict", 200) in statuses and ("/predict", 422) in statuses
-
-
-LOG_WRITER = """
-import sys
-from valuegate.serving.log import PredictionLog
-
-log = PredictionLog(sys.argv[1])
-n = 0
-while True:
-    log.append(f"r{n}", "v1", [({"x": n}, 0.5, True, 1.0), ({"x": n}, 0.4, False, 2.0)])
-    n += 1
-    print(n, flush=True)
-"""
-
-
-def test_a_killed_writer_loses_at_most_the_request_in_flight(tmp_path):
-    import signal
-    import sqlite3
-
-    path = tmp_path / "log.sqlite"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", LOG_WRITER, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    committed = 0
-    while committed < 200:
-        committed = int(writer.stdout.readline())
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
-    rows = read_log(path)
-    requests = {r["request_id"] for r in rows}
-    # every request acknowledged before the kill is there, whole (both of its rows)
-    assert {f"r{i}" for i in range(committed)} <= requests
-    # and what is there is whole requests, in order: the one in flight is all or nothing
-    assert requests == {f"r{i}" for i in range(len(requests))}
-    assert len(rows) == 2 * len(requests)
-    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 # --------------------------------------------------------------------------- the service
@@ -355,3 +313,56 @@ def test_docs_list_integer_codes_sorted_naturally(synth_client):
     for value in (3.5e38, 1e308):
         refused = client.post("/predict", json={**record, "income": value})
         assert refused.status_code == 422 and "float32" in refused.json()["detail"][0]["msg"]
+
+
+@pytest.fixture(scope="module")
+def docs_client(served_root):
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import ROOT
+    from valuegate.serving.app import create_app
+
+    bundle = load_bundle(served_root / "registry" / "v1")
+    settings = {"examples_dir": str(ROOT / "docs" / "examples")}
+    with TestClient(create_app(bundle, settings)) as client:
+        yield client
+
+
+def test_docs_page_and_its_assets_are_served_locally(docs_client):
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = docs_client.get(page).text
+        assert not re.search(r"https?://", html), f"{page} refers to another host"
+        assets = re.findall(r'(?:src|href)="(/[^"]+)"', html)
+        assert any(a.endswith(".js") for a in assets), html
+        for asset in assets:
+            served = docs_client.get(asset)
+            assert served.status_code == 200 and len(served.content) > 1000, asset
+    assert "SwaggerUIBundle" in docs_client.get("/docs-assets/swagger-ui-bundle.js").text
+
+
+def test_docs_show_examples_errors_and_the_money_unit(docs_client):
+    spec = docs_client.get("/openapi.json").json()
+    predict = spec["paths"]["/predict"]["post"]
+    examples = predict["requestBody"]["content"]["application/json"]["examples"]
+    applicant = json.loads((Path(__file__).parents[1] / "docs/examples/applicant.json").read_text())
+    assert examples["applicant"]["value"] == applicant
+    assert examples["applicant (list)"]["value"] == [applicant]
+    # the example is a valid request
+    assert docs_client.post("/predict", json=applicant).status_code == 200
+    for status in ("401", "413", "415", "422"):
+        assert predict["responses"][status]["description"], status
+    schemas = spec["components"]["schemas"]
+    for name in ("Prediction", "PredictResponse"):
+        assert "EUR per case" in schemas[name]["properties"]["expected_value"]["description"]
+
+
+def test_docs_examples_skip_files_for_other_fields(tmp_path):
+    from valuegate.serving.app import request_examples
+
+    (tmp_path / "mine.json").write_text('{"a": 1, "b": "x"}')
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    (tmp_path / "broken.json").write_text("{")
+    assert list(request_examples(tmp_path, ["b", "a"])) == ["mine", "mine (list)"]
+    assert request_examples(tmp_path / "absent", ["a"]) == {}

@@ -23,9 +23,10 @@ def main() -> None:
         int(sys.argv[3]),
         float(sys.argv[4]),
     )
-    study = create_study("shared", open_storage(None, Path(journal)), worker, False, False)
+    storage = open_storage(None, Path(journal))
+    study = create_study("shared", storage, worker, False, False)
     if "--resume" in sys.argv:
-        fail_stale_running(study)
+        fail_stale_running(study, storage)
 
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", 0.0, 1.0)

@@ -7,11 +7,11 @@ alteration before the file is even parsed.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from valuegate.errors import ArtifactError
+from valuegate.hashing import sha256_file
 from valuegate.io import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ TRUSTED_TYPES = frozenset(
         "sklearn.model_selection._split.StratifiedKFold",
     }
 )
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # A fixed zip entry date (the earliest a zip can hold): skops stamps every entry with the
@@ -142,7 +138,7 @@ def save_pipeline(pipeline: Pipeline, path: str | Path) -> str:
             f"{target}: the fitted model holds types outside valuegate's trusted list: "
             f"{sorted(untrusted)}"
         )
-    digest = _sha256(target)
+    digest = sha256_file(target)
     atomic_write_text(target.with_name(target.name + ".sha256"), digest + "\n")
     return digest
 
@@ -158,7 +154,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
     if not sidecar.is_file():
         raise ArtifactError(f"{target}: its hash file {sidecar.name} is missing.")
     expected = sidecar.read_text().strip()
-    actual = _sha256(target)
+    actual = sha256_file(target)
     if actual != expected:
         raise ArtifactError(
             f"{target} was altered after it was written (sha256 {actual[:12]}..., "

@@ -14,16 +14,28 @@ Regression
     and `under` per unit when negative; value per case = -cost. The operating point is an
     additive `offset` to the predictions, chosen like a threshold: asymmetric costs make a
     shifted prediction worth more than the unbiased one.
+
+One interface
+    Both value models answer the same calls, so no caller asks which kind it holds:
+    `choose_point` (the operating point for value under the constraints),
+    `case_values_at` / `value_at_point` (value of decisions at a point, per case and per
+    period), `decide` / `decide_one` (the decision and its expected value per case before
+    the outcome is known), `metrics_at_point`, `value_curve`, `acts`, `regret_at`,
+    `metric_point_worth`, and the point's name for display (`point_kind`, `point_label`,
+    `default_point`, `default_point_key`). `task` names the technical metrics that go with
+    it (ROC AUC or R2). Build one with `value_model(config)` or, from a bundle manifest,
+    `value_model_from_record(task, objective)`: one builder, `build_value_model`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from valuegate.config.schema import Config, Constraint
+from valuegate.config.schema import Config, Constraint, Objective
 
 OUTCOMES = ("tp", "fp", "fn", "tn")
 
@@ -56,12 +68,19 @@ class BinaryValueModel:
 
     @classmethod
     def from_config(cls, config: Config) -> BinaryValueModel:
-        outcomes = config.objective.outcomes
-        assert outcomes is not None  # guaranteed by the schema for binary tasks
+        return cls.from_objective(config.objective)
+
+    @classmethod
+    def from_objective(cls, objective: Objective) -> BinaryValueModel:
+        outcomes = objective.outcomes
+        if outcomes is None:
+            raise ValueError(
+                "objective.outcomes (value of tp, fp, fn, tn) is required for a binary task"
+            )
         values = {
             o: (getattr(outcomes, o).value, getattr(outcomes, o).per_amount) for o in OUTCOMES
         }
-        return cls(values=values, volume=config.objective.volume)
+        return cls(values=values, volume=objective.volume)
 
     def _outcome_value(self, outcome: str, amount: Any | None) -> Any:
         """Value of `outcome` for a case of `amount` (a number, an array, or None)."""
@@ -221,10 +240,15 @@ class BinaryValueModel:
         )
 
     # ------------------------------------------------------------ the operating-point API
-    # The same names on both value models, so callers (training, gate, evaluation) never
-    # branch on the kind of task. A binary model's point is a threshold on the score.
+    # The same names on both value models, so callers (training, gate, evaluation, deploy,
+    # tuning, the report, the bundle) never branch on the kind of task. A binary model's
+    # point is a threshold on the score.
+    task = "binary"
     point_kind = "threshold"
+    point_label = "threshold on the score (act when score >= threshold)"
     default_point = 0.5
+    default_point_key = "value_at_0_5"  # the record key of the value at `default_point`
+    point_metric_suffix = ""  # threshold metrics keep their names in the records
 
     def choose_point(
         self,
@@ -262,6 +286,102 @@ class BinaryValueModel:
             "tn": np.array([np.sum(~flagged & ~y)]),
         }
         return {k: float(v[0]) for k, v in threshold_metrics(counts).items()}
+
+    def value_curve(
+        self, y_true: Any, scores: Any, amount: Any | None = None
+    ) -> dict[str, np.ndarray]:
+        """Value per period (currency) at every distinct threshold: `{"threshold": (m,),
+        "value_per_period": (m,)}` (`curve`, without the confusion counts)."""
+        curve = self.curve(y_true, scores, amount)
+        return {"threshold": curve["threshold"], "value_per_period": curve["value_per_period"]}
+
+    def decide(self, scores: Any, point: float, amount: Any | None = None) -> dict[str, Any]:
+        """The decision per case and its expected value before the outcome is known:
+        `decision` bool (n,) (act when score >= point), `expected_value` (n,) currency per
+        case, p * value(if positive) + (1 - p) * value(if negative) of that decision, the
+        (calibrated) score read as the probability p of the positive class."""
+        s = _as_float_array(scores, "scores")
+        flagged = s >= point
+        return {
+            "decision": flagged,
+            "expected_value": self.expected_case_values(s, flagged, amount),
+        }
+
+    def decide_one(
+        self, score: float, point: float, amount: float | None = None
+    ) -> tuple[bool, float]:
+        """`decide` for one case, without arrays (the HTTP service scores one record per
+        request, where building arrays costs more than the arithmetic)."""
+        flagged = score >= point
+        return flagged, self.expected_value(score, flagged, amount)
+
+    def acts(self, scores: Any, point: float) -> str | None:
+        """A single distinct score (a dummy) has no real threshold: it acts on every case
+        ("always") or on none ("never"); None for a real score."""
+        s = _as_float_array(scores, "scores")
+        if len(s) == 0 or len(np.unique(s)) != 1:
+            return None
+        return "always" if s[0] >= point else "never"
+
+    def regret_at(
+        self, y_true: Any, scores: Any, point: float, amount: Any | None = None
+    ) -> np.ndarray:
+        """What each case loses (currency, >= 0), shape (n,), against the better of the two
+        decisions for it once its outcome is known."""
+        y = _as_float_array(y_true, "y_true")
+        n = len(y)
+        best = np.maximum(
+            self.case_values(y, np.ones(n), amount), self.case_values(y, np.zeros(n), amount)
+        )
+        return best - self.case_values_at(y, scores, point, amount)
+
+    def metric_point_worth(
+        self, y_true: Any, scores: Any, point: float, amount: Any | None = None
+    ) -> dict[str, Any]:
+        """What one percentage point of recall or precision is worth at `point` (currency
+        per period): one more point of recall catches 1% of the positives more (taken from
+        those now missed, the false alarms unchanged); one more point of precision at the
+        same recall means fewer false alarms (those cases are then left alone). Each moved
+        case is worth this model's difference between the two decisions for it, averaged
+        over the cases that would move (so a per-amount objective weighs them by amount)."""
+        y = _as_float_array(y_true, "y_true")
+        s = _as_float_array(scores, "scores")
+        amounts = None if amount is None else _as_float_array(amount, "amount")
+        n = len(y)
+        positive = y.astype(bool)
+        flagged = s >= point
+        tp, fp = int((flagged & positive).sum()), int((flagged & ~positive).sum())
+        fn = int((~flagged & positive).sum())
+        ones, zeros = np.ones(n), np.zeros(n)
+        # What acting on each case is worth more than leaving it (currency per case).
+        catch = self.case_values(ones, ones, amounts) - self.case_values(ones, zeros, amounts)
+        spare = self.case_values(zeros, zeros, amounts) - self.case_values(zeros, ones, amounts)
+        missed, alarms = ~flagged & positive, flagged & ~positive
+        per_catch = float(catch[missed].mean() if missed.any() else catch[positive].mean())
+        per_spare = float(spare[alarms].mean() if alarms.any() else spare[~positive].mean())
+        n_pos = int(positive.sum())
+        recall_point = 0.01 * n_pos * per_catch / n * self.volume
+        precision = tp / (tp + fp) if tp + fp else float("nan")
+        precision_point = float("nan")
+        fewer_alarms = float("nan")
+        if tp > 0 and precision + 0.01 <= 1.0:
+            fewer_alarms = fp - (tp / (precision + 0.01) - tp)
+            precision_point = fewer_alarms * per_spare / n * self.volume
+        return {
+            "kind": "binary",
+            "recall": tp / n_pos if n_pos else float("nan"),
+            "precision": precision,
+            "recall_point": recall_point,
+            "precision_point": precision_point,
+            "per_caught_case": per_catch,
+            "per_spared_case": per_spare,
+            "positives_per_point": 0.01 * n_pos / n * self.volume,
+            "fewer_alarms_per_point": fewer_alarms / n * self.volume,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "rows": n,
+        }
 
     def decision_gain(self, probability: Any, amount: Any | None = None) -> np.ndarray:
         """Expected value of acting minus not acting, per case (currency), shape (n,), for
@@ -320,9 +440,16 @@ class RegressionValueModel:
 
     @classmethod
     def from_config(cls, config: Config) -> RegressionValueModel:
-        cost = config.objective.cost
-        assert cost is not None  # guaranteed by the schema for regression tasks
-        return cls(cost.under, cost.over, cost.tolerance, config.objective.volume)
+        return cls.from_objective(config.objective)
+
+    @classmethod
+    def from_objective(cls, objective: Objective) -> RegressionValueModel:
+        cost = objective.cost
+        if cost is None:
+            raise ValueError(
+                "objective.cost (under, over, tolerance) is required for a regression task"
+            )
+        return cls(cost.under, cost.over, cost.tolerance, objective.volume)
 
     def case_values(self, y_true: Any, y_pred: Any) -> np.ndarray:
         """Value of each case (currency, <= 0), shape (n,)."""
@@ -381,8 +508,12 @@ class RegressionValueModel:
 
     # ------------------------------------------------------------ the operating-point API
     # A regression model's point is an additive offset to the predictions (target units).
+    task = "regression"
     point_kind = "offset"
+    point_label = "offset added to the prediction (target units)"
     default_point = 0.0
+    default_point_key = "value_at_offset_0"
+    point_metric_suffix = "_at_offset"  # mae_at_offset beside the unshifted mae
 
     def choose_point(
         self,
@@ -413,6 +544,56 @@ class RegressionValueModel:
         """MAE, RMSE, R2 of the shifted predictions."""
         y = _as_float_array(y_true, "y_true")
         return regression_metrics(y, _as_float_array(y_pred, "y_pred") + point)
+
+    def value_curve(
+        self, y_true: Any, y_pred: Any, amount: Any | None = None, n_points: int = 101
+    ) -> dict[str, np.ndarray]:
+        """Value per period (currency) for `n_points` offsets spanning the residuals' 1st
+        to 99th percentile (and 0): `{"offset": (m,), "value_per_period": (m,)}`."""
+        y = _as_float_array(y_true, "y_true")
+        p = _as_float_array(y_pred, "y_pred")
+        low, high = np.quantile(y - p, [0.01, 0.99])
+        offsets = np.linspace(min(low, 0.0), max(high, 0.0), n_points)
+        values = np.array([self.value_per_period(y, p + o) for o in offsets])
+        return {"offset": offsets, "value_per_period": values}
+
+    def decide(self, y_pred: Any, point: float, amount: Any | None = None) -> dict[str, Any]:
+        """`decision` (n,): the prediction shifted by the offset (target units);
+        `expected_value` (n,) is NaN: the cost of an error needs the outcome."""
+        p = _as_float_array(y_pred, "y_pred")
+        return {"decision": p + point, "expected_value": np.full(len(p), np.nan)}
+
+    def decide_one(
+        self, y_pred: float, point: float, amount: float | None = None
+    ) -> tuple[float, None]:
+        """`decide` for one case: (shifted prediction, None)."""
+        return y_pred + point, None
+
+    def acts(self, y_pred: Any, point: float) -> None:
+        """An offset always gives a prediction: no act / not-act."""
+        return None
+
+    def regret_at(self, y_true: Any, y_pred: Any, point: float, amount: Any | None = None) -> None:
+        """No discrete decision to regret: the value of each case is already its cost."""
+        return None
+
+    def metric_point_worth(
+        self, y_true: Any, y_pred: Any, point: float, amount: Any | None = None
+    ) -> dict[str, Any]:
+        """What every error beyond the tolerance being one target unit smaller is worth at
+        `point` (currency per period), and how many rows are outside the tolerance."""
+        y = _as_float_array(y_true, "y_true")
+        predicted = _as_float_array(y_pred, "y_pred") + point
+        base = self.value_per_period(y, predicted)
+        error = predicted - y
+        excess = np.maximum(np.abs(error) - self.tolerance, 0.0)
+        closer = predicted - np.sign(error) * np.minimum(excess, 1.0)
+        return {
+            "kind": "regression",
+            "one_unit_less_error": self.value_per_period(y, closer) - base,
+            "rows_outside_tolerance": int((excess > 0).sum()),
+            "rows": len(y),
+        }
 
     def decision_gain(self, probability: Any, amount: Any | None = None) -> None:
         """No act / not-act decision in regression."""
@@ -478,9 +659,7 @@ def fixed_operating_point(
     tail = (1.0 - interval) / 2.0
     low, high = (float(v) for v in np.quantile(choices, [tail, 1.0 - tail]))
     worst = min(model.value_at_point(y, p, v, amounts) for v in (low, high))
-    acts = None
-    if model.point_kind == "threshold" and len(np.unique(p)) == 1:
-        acts = "always" if p[0] >= point.value else "never"
+    acts = model.acts(p, point.value)
     return {
         "kind": point.kind,
         "value": point.value,
@@ -497,8 +676,30 @@ def fixed_operating_point(
     }
 
 
+VALUE_MODELS: dict[str, type[BinaryValueModel] | type[RegressionValueModel]] = {
+    "binary": BinaryValueModel,
+    "regression": RegressionValueModel,
+}
+
+
+def build_value_model(task: str, objective: Objective) -> ValueModel:
+    """THE builder: the value model `objective` declares for `task` ("binary" or
+    "regression"). Both public constructors below go through it, so a bundle's value model
+    is the one its config built."""
+    if task not in VALUE_MODELS:
+        raise ValueError(f"task must be one of {sorted(VALUE_MODELS)}, got {task!r}")
+    return VALUE_MODELS[task].from_objective(objective)
+
+
 def value_model(config: Config) -> ValueModel:
-    """The value model the objective declares."""
-    if config.data.task == "binary":
-        return BinaryValueModel.from_config(config)
-    return RegressionValueModel.from_config(config)
+    """The value model the config's objective declares for its task."""
+    return build_value_model(config.data.task, config.objective)
+
+
+def value_model_from_record(task: str, objective: Mapping[str, Any]) -> ValueModel:
+    """The value model of a stored record: `task` and `objective` as a bundle manifest
+    keeps them (`model.task`, `objective` = `config.objective.model_dump()`). The record is
+    validated by the config's own `Objective` schema, then built by `build_value_model`:
+    the same code as from the config. ValueError (pydantic's, naming the field) for a
+    record the schema refuses."""
+    return build_value_model(task, Objective.model_validate(dict(objective)))

@@ -7,18 +7,25 @@ valuegate report [--timings]       the business report of the last run (reports/
 valuegate models list|promote|rollback   the model registry (champion pointer)
 valuegate predict --model champion --input X --output Y   batch scoring, streamed
 valuegate serve --model champion   the HTTP prediction service (FastAPI + uvicorn)
+valuegate init DIR [--example NAME]   a new project (git + DVC) from an example
+
+-q / -v on any command: warnings only / debug lines too (valuegate.logs). Results a user
+may pipe (tables, listings, JSON) go to stdout; progress and status lines to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
+import logging
 import sys
 from pathlib import Path
 
 import valuegate
 from valuegate.errors import ArtifactError, ValuegateError
+from valuegate.logs import NORMAL, QUIET, VERBOSE, command_logging
+
+log = logging.getLogger("valuegate.cli")
 
 
 def _compose(args: argparse.Namespace) -> None:
@@ -29,9 +36,11 @@ def _compose(args: argparse.Namespace) -> None:
     source = f"{args.conf_dir}/ composed with {args.overrides or 'no overrides'}"
     deep_validate(validate(raw, source=source), source, args.conf_dir)
     path = write_params(raw, args.params)
-    print(
-        f"wrote {path} from {args.conf_dir}/"
-        + (f" with {args.overrides}" if args.overrides else "")
+    log.info(
+        "wrote %s from %s/%s",
+        path,
+        args.conf_dir,
+        f" with {args.overrides}" if args.overrides else "",
     )
 
 
@@ -72,7 +81,7 @@ def _report(args: argparse.Namespace) -> None:
 
     default = TIMED_OUTPUT if args.timings else OUTPUT
     path = write_report(load_params(args.params), Path(args.output or default), args.timings)
-    print(f"wrote {path}")
+    log.info("wrote %s", path)
 
 
 def _dvc_settings(overrides: list[str]) -> str:
@@ -172,8 +181,6 @@ def _write_tuned_model(config, schema, result, args: argparse.Namespace) -> None
     does, written to the stage's outputs (models/tuned/, reports/tune.json, plots/tune/),
     then valued by the evaluate stage when params.yaml is this config, so that
     `valuegate show`, evaluate and package see it like the stage's own (docs/tuning.md)."""
-    import logging
-
     from valuegate.config import load_params
     from valuegate.stages.common import TUNE_FILE, TUNED, read_splits, stale_keys, tune_keys
     from valuegate.stages.tune import refit_best, write_outputs
@@ -190,7 +197,7 @@ def _write_tuned_model(config, schema, result, args: argparse.Namespace) -> None
         "studies": {result.candidate: study},
     }
     write_outputs(config, [(model, result)], record)
-    print(
+    log.info(
         f"wrote {TUNED / model.name}/ and {TUNE_FILE}"
         + (" (forced past the gate)" if result.forced else "")
         + "; the next `dvc repro` reruns the tune stage, which replaces them (docs/tuning.md)."
@@ -207,7 +214,7 @@ def _write_tuned_model(config, schema, result, args: argparse.Namespace) -> None
     else:
         why = f"{args.params} differs in {', '.join(stale)}"
     if stale:
-        print(
+        log.warning(
             f"not valued: {why} (`valuegate show` still shows the last evaluation, made "
             f"before this model). Run `{pipeline_command(args.overrides)}` then "
             "valuegate tune again, or the printed `dvc exp run` line."
@@ -217,7 +224,7 @@ def _write_tuned_model(config, schema, result, args: argparse.Namespace) -> None
 
     log.info("valuing %s with the evaluate stage", model.name)
     evaluate([])
-    print("valued in reports/evaluation.json: `valuegate show` lists it.")
+    log.info("valued in reports/evaluation.json: `valuegate show` lists it.")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -229,7 +236,7 @@ def _train(args: argparse.Namespace) -> None:
             "valuegate train runs sweeps: add -m, e.g. `valuegate train -m "
             "model=xgboost,random_forest`. For one run use `dvc exp run -S ...`."
         )
-    sweep_dir = multirun(args.conf_dir, args.overrides, args.output)
+    sweep_dir = multirun(args.conf_dir, args.overrides, args.output, tune=not args.no_tune)
     print(format_summary(sweep_dir))
 
 
@@ -314,6 +321,12 @@ def _predict(args: argparse.Namespace) -> None:
     )
 
 
+def _monitor(args: argparse.Namespace) -> None:
+    from valuegate.stages.monitor import run_command
+
+    run_command(args.params, args.overrides)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -349,13 +362,26 @@ def _serve(args: argparse.Namespace) -> None:
         "max_records": serve.max_records,
         "token_env": serve.token_env,
         "log_path": None if args.no_log else (args.log or serve.log_path),
+        # /docs shows the project's example records (those with this bundle's fields)
+        "examples_dir": str(Path("docs/examples").resolve()),
     }
+    if settings["log_path"]:
+        from valuegate.serving.log import PredictionLog
+
+        # Open the log here: a file of another layout is refused with its message before
+        # the port is bound, not in every worker.
+        PredictionLog(settings["log_path"], bundle.fields, bundle.task).close()
     host, port = args.host or serve.host, args.port or serve.port
     workers = args.workers or serve.workers
-    print(
-        f"serving {bundle.version} ({bundle.manifest['model']['name']}, "
-        f"{bundle.hot_path}) on http://{host}:{port} with {workers} worker(s)",
-        flush=True,
+    # stays visible with -q: where the service listens is what the user needs to know
+    log.warning(
+        "serving %s (%s, %s) on http://%s:%s with %s worker(s)",
+        bundle.version,
+        bundle.manifest["model"]["name"],
+        bundle.hot_path,
+        host,
+        port,
+        workers,
     )
     options = {"host": host, "port": port, "http": NoDelayH11Protocol, "log_level": "warning"}
     if workers == 1:
@@ -370,6 +396,17 @@ def _serve(args: argparse.Namespace) -> None:
         uvicorn.run("valuegate.serving.app:app_from_env", factory=True, workers=workers, **options)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _init(args: argparse.Namespace) -> None:
+    from valuegate.scaffold import init_project, readme_commands
+
+    directory = init_project(Path(args.directory), args.example)
+    log.info("initialised %s (git + DVC, example %s)", directory, args.example)
+    # the result: where to go and what to run (stdout)
+    print(f"cd {directory}")
+    for command in readme_commands(directory):
+        print(command)
 
 
 def package_version() -> str:
@@ -395,6 +432,31 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _verbosity_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """-q / -v, on the top parser (default NORMAL) and on every command (default SUPPRESS:
+    an option not given there leaves the top parser's value), so both `valuegate -q show`
+    and `valuegate show -q` work."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=QUIET,
+        default=default,
+        help="warnings and errors only: no progress lines or bars (default: progress lines)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=VERBOSE,
+        default=default,
+        help="debug lines too: each step's timing, what was read (default: off)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="valuegate",
@@ -407,9 +469,14 @@ def build_parser() -> argparse.ArgumentParser:
         version=f"valuegate {package_version()}",
         help="print valuegate's version (from the installed package's metadata) and exit",
     )
+    _verbosity_options(parser, NORMAL)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # every subcommand's --help shows the defaults too
-    add_parser = functools.partial(sub.add_parser, formatter_class=HelpFormatter)
+
+    def add_parser(*args, **kwargs) -> argparse.ArgumentParser:
+        # every subcommand's --help shows the defaults too, and takes -q / -v
+        command = sub.add_parser(*args, formatter_class=HelpFormatter, **kwargs)
+        _verbosity_options(command, argparse.SUPPRESS)
+        return command
 
     compose = add_parser(
         "compose",
@@ -456,13 +523,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = add_parser(
         "train",
-        help="a Hydra multirun grid: train and value every combination (-m)",
+        help="a Hydra multirun grid: the whole pipeline (assess, gate, tune) per run (-m)",
         description="e.g. valuegate train -m model=xgboost model.xgboost.params.max_depth=3,6",
     )
     train.add_argument("-m", "--multirun", action="store_true", help="sweep the overrides")
     train.add_argument("overrides", nargs="*", help="Hydra overrides; a,b,c sweeps (default: none)")
     train.add_argument("--conf-dir", default="conf", help="the Hydra config directory")
     train.add_argument("--output", default="multirun", help="root of the run directories")
+    train.add_argument(
+        "--no-tune", action="store_true", help="skip tuning, also where the gate passes"
+    )
     train.set_defaults(func=_train)
 
     models = add_parser("models", help="the model registry: list, promote, rollback")
@@ -531,6 +601,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--params", default="params.yaml", help="the config that holds deploy.*")
     serve.set_defaults(func=_serve)
 
+    monitor = add_parser(
+        "monitor",
+        help="production rows -> value per window, drift, alerts (docs/monitoring.md)",
+        description="Monitor the deployed model on production rows (a CSV/Parquet file or the "
+        "prediction log): value per window (realised, estimated without labels, at risk), "
+        "drift per feature, alerts; writes reports/monitor.json, reports/monitor.html and "
+        "metrics/monitor.json. Exits 4 when an alert listed in monitor.fail_on fires.",
+    )
+    monitor.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="monitor.KEY=VALUE",
+        help="monitor settings over params.yaml, e.g. monitor.input=logs/predictions.sqlite "
+        "monitor.window.by=time 'monitor.fail_on=[value]'",
+    )
+    monitor.add_argument("--params", default="params.yaml", help="default: params.yaml")
+    monitor.set_defaults(func=_monitor)
+
     show = add_parser("show", help="print the last evaluation as a table")
     show.add_argument(
         "--report", default="reports/evaluation.json", help="the evaluation record to show"
@@ -553,16 +641,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--params", default="params.yaml", help="default: params.yaml")
     report.set_defaults(func=_report)
+
+    from valuegate.scaffold import DEFAULT_EXAMPLE, EXAMPLES
+
+    init = add_parser(
+        "init",
+        help="a new project (git + DVC, conf/, data, README, CI workflow) from an example",
+        description="Write a new valuegate project into DIRECTORY: conf/, dvc.yaml, "
+        "params.yaml, the example's data under data/raw/, a README with its two commands, "
+        "tests/ and a GitHub Actions workflow; then git init + DVC init and one commit. "
+        "It runs as is: cd DIRECTORY && dvc exp run && valuegate show.",
+    )
+    init.add_argument("directory", help="the new project's folder (new, or empty)")
+    init.add_argument(
+        "--example",
+        choices=list(EXAMPLES),
+        default=DEFAULT_EXAMPLE,
+        help="the embedded example whose data and objective it starts from",
+    )
+    init.set_defaults(func=_init)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except ValuegateError as exc:
-        print(f"valuegate: {exc.kind}: {exc}", file=sys.stderr)
-        return exc.exit_code
+    with command_logging(args.verbosity):
+        options = {k: v for k, v in vars(args).items() if k != "func"}
+        log.debug("valuegate %s: %s", package_version(), options)
+        try:
+            args.func(args)
+        except ValuegateError as exc:
+            print(f"valuegate: {exc.kind}: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except BrokenPipeError:
+            # `valuegate show | head`: the reader left; no traceback, and none at exit either
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     return 0
 
 

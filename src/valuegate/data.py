@@ -6,7 +6,6 @@ and what is allowed.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from valuegate.config.fingerprint import data_lineage
 from valuegate.config.messages import nearest
 from valuegate.config.schema import DataConfig
 from valuegate.errors import DataError
+from valuegate.hashing import sha256_file
 
 SPLITS = ("train", "valid", "test")
 YAML_BOOLEAN_WORDS = {True: {"yes", "y", "on", "true"}, False: {"no", "n", "off", "false"}}
@@ -26,12 +26,8 @@ YAML_BOOLEAN_WORDS = {True: {"yes", "y", "on", "true"}, False: {"no", "n", "off"
 MIN_ROWS_PER_CLASS = 5
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# The data file's fingerprint, under the name the stages, sweep and benches call it by.
+file_sha256 = sha256_file
 
 
 def _first_rows(mask: np.ndarray) -> str:

@@ -53,6 +53,13 @@ def curves(y_true: np.ndarray, scores: np.ndarray, n_bins: int = 10) -> dict[str
     }
 
 
+# The technical metrics beside business value, by task (the value model's `task`): ranking
+# and calibration of a probability, or the size of a regression's errors.
+TECHNICAL_METRICS = {"binary": binary_metrics, "regression": regression_metrics}
+# The technical curves (ROC, precision-recall, calibration) exist for scores only.
+TECHNICAL_CURVES = {"binary": curves}
+
+
 def meets(constraints: list[Constraint], values: dict[str, float]) -> bool:
     return all(c.holds(values.get(c.metric, float("nan"))) for c in constraints)
 
@@ -77,13 +84,10 @@ def in_sample_points(
     out = {}
     for name, pred in predictions.items():
         point = model.choose_point(y_true, pred, amount, config.constraints)
-        acts = None
-        if point.kind == "threshold" and len(np.unique(pred)) == 1:
-            acts = "always" if pred[0] >= point.value else "never"
         out[name] = {
             "kind": point.kind,
             "value": point.value,
-            "acts": acts,
+            "acts": model.acts(pred, point.value),
             "constraints_met": point.constraints_met,
             "chosen_on": "the rows it is valued on (in-sample, optimistic)",
         }
@@ -104,10 +108,8 @@ def evaluate_predictions(
         point = in_sample_points(config, model, y_true, {"m": predictions}, amount)["m"]
     at = float(point["value"])
     kind = model.point_kind
-    technical = (
-        binary_metrics(y_true, predictions)
-        if kind == "threshold"
-        else regression_metrics(np.asarray(y_true, float), np.asarray(predictions, float))
+    technical = TECHNICAL_METRICS[model.task](
+        np.asarray(y_true, float), np.asarray(predictions, float)
     )
     at_point = model.metrics_at_point(y_true, predictions, at, amount)
     record: dict[str, Any] = {
@@ -117,16 +119,13 @@ def evaluate_predictions(
         record["acts"] = point["acts"]  # one score: acts on every case or none, no threshold
     else:
         record[kind] = at
-    record[("value_at_0_5" if kind == "threshold" else "value_at_offset_0")] = model.value_at_point(
+    record[model.default_point_key] = model.value_at_point(
         y_true, predictions, model.default_point, amount
     )
     record["constraints_met"] = bool(point.get("constraints_met", True))
     record["constraints_met_here"] = meets(config.constraints, at_point)
     record.update(technical)
-    if kind == "threshold":
-        record.update(at_point)
-    else:
-        record.update({f"{k}_at_offset": v for k, v in at_point.items()})
+    record.update({f"{k}{model.point_metric_suffix}": v for k, v in at_point.items()})
     record["operating_point"] = {
         k: point[k]
         for k in ("chosen_on", "interval", "value_cost", "value_per_period", "rows")
@@ -147,12 +146,9 @@ def best_model(records: dict[str, dict[str, Any]], *roles: str) -> str:
 def regression_value_curve(
     model: ValueModel, y_true: np.ndarray, predictions: np.ndarray, n_points: int = 101
 ) -> dict[str, np.ndarray]:
-    """Value per period for offsets spanning the residuals' 1st to 99th percentile."""
-    residual = np.asarray(y_true, float) - np.asarray(predictions, float)
-    low, high = np.quantile(residual, [0.01, 0.99])
-    offsets = np.linspace(min(low, 0.0), max(high, 0.0), n_points)
-    values = np.array([model.value_per_period(y_true, predictions + o) for o in offsets])
-    return {"offset": offsets, "value_per_period": values}
+    """Value per period for offsets spanning the residuals' 1st to 99th percentile (the
+    regression value model's `value_curve`)."""
+    return model.value_curve(y_true, predictions, n_points=n_points)
 
 
 def _downsample(columns: dict[str, np.ndarray], max_points: int = 400) -> dict[str, list]:
@@ -281,17 +277,12 @@ def evaluate_models(
         if target is not None:
             good = good and record["value_per_period"] >= target
         records[name] = {"role": roles[name], **record, "good_enough_met": good}
-        if model.point_kind == "threshold":
-            curve = model.curve(y_true, scores, amount)
-            plots.setdefault("value_threshold", {})[name] = _downsample(
-                {k: curve[k] for k in ("threshold", "value_per_period")}
-            )
-            for kind, columns in curves(y_true, scores).items():
+        plots.setdefault(f"value_{model.point_kind}", {})[name] = _downsample(
+            model.value_curve(y_true, scores, amount)
+        )
+        if model.task in TECHNICAL_CURVES:
+            for kind, columns in TECHNICAL_CURVES[model.task](y_true, scores).items():
                 plots.setdefault(kind, {})[name] = _downsample(dict(columns))
-        else:
-            plots.setdefault("value_offset", {})[name] = _downsample(
-                regression_value_curve(model, y_true, scores)
-            )
     best_baseline = best_model(records, "baseline")
     baselines = [n for n, r in records.items() if r["role"] == "baseline"]
     pool = [n for n in baselines if records[n]["constraints_met"]] or baselines
@@ -416,11 +407,12 @@ def test_report(
     kind = model.point_kind
     at = float(valid_record[kind] if point is None else point)
     value = model.value_at_point(y_test, predictions, at, amount)
-    if kind == "threshold":
-        technical = binary_metrics(y_test, predictions)
-        technical.update(model.metrics_at_point(y_test, predictions, at, amount))
-    else:
-        technical = model.metrics_at_point(y_test, predictions, at, amount)
+    # On test the metrics are those at the shipped point (for an offset they replace the
+    # unshifted mae / rmse / r2: the predictions the business gets are the shifted ones).
+    technical = TECHNICAL_METRICS[model.task](
+        np.asarray(y_test, float), np.asarray(predictions, float)
+    )
+    technical.update(model.metrics_at_point(y_test, predictions, at, amount))
     record = {"split": "test", "rows": len(y_test), "value_per_period": value, kind: at}
     record.update(technical)
     return {k: _clean(v) for k, v in record.items()}

@@ -1,7 +1,7 @@
 """The model registry: bundles by version and a champion pointer.
 
     models/registry/<data.name>/     (deploy.registry)
-        v1/, v2/, ...        bundles (bundle.py), each written atomically
+        v1/, v2/, ...        bundles (valuegate.bundle), each written atomically
         champion.json        {"champion": "v2", "history": ["v1", "v2"]}
         budget.json          the deploy gate's looks at each test split (deploy.py)
 

@@ -37,6 +37,7 @@ from valuegate.business import ValueModel
 from valuegate.config.schema import Constraint, ModelSpec, SearchDim
 from valuegate.errors import ArtifactError, ConfigError
 from valuegate.folds import fold_kind, make_folds
+from valuegate.logs import show_progress
 from valuegate.models import (
     _accepted_params,
     build_pipeline,
@@ -221,8 +222,9 @@ class StopOnValue:
             study.stop()
 
 
-def open_storage(url: str | None, journal_path: Path) -> Any:
-    """A journal file at `journal_path` (default) or the RDB at `url`, with clear errors."""
+def open_storage(url: str | None, journal_path: Path | None) -> Any:
+    """A journal file at `journal_path` (default) or the RDB at `url`, with clear errors;
+    in memory when neither is given (an in-process run, valuegate.pipeline.run)."""
     if url:
         import time
 
@@ -239,6 +241,8 @@ def open_storage(url: str | None, journal_path: Path) -> Any:
                 if attempt == 2:
                     raise ConfigError(f"tune.storage: cannot open {url!r}: {exc}") from None
                 time.sleep(1.0 + attempt)
+    if journal_path is None:
+        return optuna.storages.InMemoryStorage()
     from optuna.storages.journal import JournalFileBackend
 
     journal_path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,11 +267,18 @@ def study_name(candidate: str, fingerprint: dict[str, Any]) -> str:
     return f"valuegate-{candidate}-{digest.hexdigest()[:12]}"
 
 
-def fail_stale_running(study: optuna.Study) -> int:
-    """Mark trials left RUNNING by a killed process as FAIL, so they are not waited on."""
+def fail_stale_running(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
+    """Mark trials left RUNNING by a killed process as FAIL, so they are not waited on.
+
+    `storage` is the one `study` was opened on (`open_storage`): Optuna's public storage
+    methods find each trial's id from its study and number, so nothing reaches into the
+    study's private `_storage` or a trial's `_trial_id`. (`optuna.storages.fail_stale_trials`
+    is for heartbeat-enabled studies only.)"""
     count = 0
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
         count += 1
     return count
 
@@ -530,7 +541,7 @@ def tune_candidate(
     schema: Any,
     train: pd.DataFrame,
     candidate: str,
-    journal_path: Path,
+    journal_path: Path | None,
     forced: bool = False,
     worker_index: int = 0,
     on_study_ready: Callable[[str], None] | None = None,
@@ -557,7 +568,7 @@ def tune_candidate(
         name, storage, config.seed + worker_index, tune.pruning, forced, tune.pruner
     )
     if worker_index == 0:
-        fail_stale_running(study)
+        fail_stale_running(study, storage)
     if on_study_ready is not None:
         on_study_ready(name)
     stopper = StopOnValue(tune.min_improvement, tune.patience)
@@ -622,10 +633,11 @@ class Progress:
             handler.setFormatter(logging.Formatter("tune: %(message)s"))
             log.addHandler(handler)
             self._stack.callback(log.removeHandler, handler)
-        if log.level == logging.NOTSET:
-            log.setLevel(logging.INFO)
-            self._stack.callback(log.setLevel, logging.NOTSET)
-        if getattr(self.stream, "isatty", lambda: False)():
+            # only then: once valuegate.logs configured them, -q / -v decide the level
+            if log.level == logging.NOTSET:
+                log.setLevel(logging.INFO)
+                self._stack.callback(log.setLevel, logging.NOTSET)
+        if show_progress(self.stream, log):  # a terminal, and not silenced by -q
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 

@@ -3,6 +3,7 @@ accepts, and decide what blocks. Pure: splits and config in, an `Assessment` out
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from valuegate.assess.schema import check_schema
 from valuegate.assess.shift import check_shift
 from valuegate.assess.timeline import check_timeline
 from valuegate.config.schema import AssessConfig
+from valuegate.logs import progress
 
 SEVERITY_ORDER = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # block first
 
@@ -139,16 +141,21 @@ def assess(data: AssessData, config: AssessConfig, seed: int = 0) -> Assessment:
         }
 
     seconds = {}
-    for name, step in steps.items():
-        start = time.perf_counter()
-        total.add(step())
-        seconds[name] = round(time.perf_counter() - start, 3)
-        # The other checks read every declared column once: a missing or twice-listed
-        # column is blocked already, and the block says what to do.
-        if name == "schema" and any(
-            f.kind in ("missing_column", "listed_twice") for f in total.findings
-        ):
-            break
+    # a bar on a terminal only (valuegate.logs): the label-noise and leak checks fit models
+    with progress("assess", total=len(steps), unit="check") as bar:
+        for name, step in steps.items():
+            bar.set_postfix_str(name)
+            start = time.perf_counter()
+            total.add(step())
+            seconds[name] = round(time.perf_counter() - start, 3)
+            bar.update()
+            logging.getLogger(__name__).debug("check %s: %.2f s", name, seconds[name])
+            # The other checks read every declared column once: a missing or twice-listed
+            # column is blocked already, and the block says what to do.
+            if name == "schema" and any(
+                f.kind in ("missing_column", "listed_twice") for f in total.findings
+            ):
+                break
     # Accepts first: a finding the user accepted (with a reason) is not remedied behind
     # their back.
     findings, unused = apply_accepts(total.findings, [(a.id, a.reason) for a in config.accept])

@@ -33,6 +33,11 @@ DATE_TEXT = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T]\d{1,2}:\d{2
 MAX_TIME_COLUMNS = 30  # 435 pairs at most: each pair costs one binned-mean score
 MINUTES_PER_DAY = 24 * 60
 MIN_FALL = 0.005  # a drop-column fall smaller than this is noise of the folds, not a culprit
+# Stand-ins of a leak (columns the leak's culprits made redundant, see leakage._stand_ins):
+# their joint removal must lower the leak-free quick model by at least this (ROC AUC or R2)
+# to count. Fold noise on the 3 drop-column folds is ~0.005; the stand-in pair of a lending
+# table (balance + paid principal, which carry the interest rate) was worth ~0.08.
+STAND_IN_FALL = 0.02
 
 
 def time_kind(column: pd.Series) -> str | None:
@@ -219,6 +224,22 @@ class QuickModel:
         if key not in self._cache:
             matrix, mask, _ = self.matrix(features, list(pairs))
             self._cache[key] = score(self.y, self.out_of_fold(matrix, mask), self.data.task)
+        return self._cache[key]
+
+    def score_without(
+        self, features: list[str], pairs: list[tuple[str, str, str]], drop
+    ) -> float | None:
+        """Score of the quick model on `features` without the columns `drop` (and the pair
+        differences that use them), on the drop-column folds (the last 3): comparable with
+        `drop_column`'s figures. Cached."""
+        drop = set(drop)
+        kept = [f for f in features if f not in drop]
+        kept_pairs = [p for p in pairs if p[0] not in drop and p[1] not in drop]
+        key = ("last3", tuple(sorted(kept)), tuple(kept_pairs))
+        if key not in self._cache:
+            matrix, mask, _ = self.matrix(kept, kept_pairs)
+            predicted = self.out_of_fold(matrix, mask, self.folds[-3:])
+            self._cache[key] = score(self.y, predicted, self.data.task)
         return self._cache[key]
 
     def drop_column(

@@ -203,8 +203,10 @@ def _leak_rounds(assessment: Assessment) -> str:
     return (
         "<h2>Leak rounds</h2><p>A quick model on every feature not yet set aside (plus the "
         "differences of time-column pairs); while it reaches the block level, the feature "
-        "whose removal brings it below at the least cost is the culprit, set aside, and the "
-        "rest checked again.</p><table><tr><th>round</th><th>features</th><th>"
+        "whose removal takes the leak away at the least cost (or a group of redundant "
+        "features, removed together) is the culprit, set aside, and the rest checked again; "
+        "then the leak's weaker stand-ins (docs/assess.md).</p>"
+        "<table><tr><th>round</th><th>features</th><th>"
         + ("ROC AUC" if metric == "auc" else "R2")
         + "</th><th>set aside before</th><th>without each top feature</th><th>culprit</th>"
         "</tr>" + "".join(rows) + "</table>"

@@ -590,6 +590,76 @@ class AssessConfig(Strict):
     remedies: Remedies = Field(default_factory=Remedies)
 
 
+# ------------------------------------------------------------------------ monitor
+
+MONITOR_ALERTS = ("drift", "schema", "value")
+"""Alert kinds `monitor.fail_on` may list (docs/monitoring.md)."""
+
+
+class MonitorWindow(Strict):
+    """How production rows are cut into windows."""
+
+    by: Literal["time", "count", "all"] = "count"
+    size: int = Field(10_000, ge=1, description="rows per window when by is count")
+    time_column: str | None = Field(
+        None, description="null: data.time_column (ts for the prediction log)"
+    )
+    every: str | None = Field(
+        None, description="a pandas frequency (D, W, MS, QS, YS) for a date column"
+    )
+    start: float | str | None = Field(None, description="rows before this time are left out")
+
+
+class MonitorAlerts(Strict):
+    """When a window raises an alert (statistics and money)."""
+
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="family-wise error rate of a window's drift tests (Holm)",
+    )
+    min_distance: float = Field(
+        0.05, ge=0, le=1, description="Jensen-Shannon distance a drift must reach to alert"
+    )
+    value_drop: float = Field(
+        0.0, ge=0, description="currency per period the model may surely lose before an alert"
+    )
+    new_category_share: float = Field(
+        0.01, ge=0, le=1, description="share of a window's rows in unseen categories"
+    )
+
+
+class MonitorConfig(Strict):
+    """Post-production monitoring (`valuegate monitor`, the `monitor` stage)."""
+
+    input: str | None = Field(
+        None,
+        description="production rows (CSV/Parquet) or the prediction log (.sqlite); "
+        "null: deploy.batch.input, else data.path",
+    )
+    labels: str | None = Field(None, description="labels arriving later (CSV/Parquet), by id")
+    id_column: str | None = Field(
+        None, description="joins labels; null: data.id_column (request_id for the log)"
+    )
+    model: str = Field("champion", description="the registry version monitored")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="of every value interval")
+    window: MonitorWindow = Field(default_factory=MonitorWindow)
+    alerts: MonitorAlerts = Field(default_factory=MonitorAlerts)
+    fail_on: list[Literal["drift", "schema", "value"]] = Field(
+        default_factory=list, description="alert kinds that make the command exit non-zero"
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _a_version(cls, value: str) -> str:
+        if value != "champion" and not re.fullmatch(r"v[0-9]+", value):
+            raise ValueError(
+                f"{value!r} is not a registry version: give 'champion' or a version such as 'v2'"
+            )
+        return value
+
+
 class ResourcesConfig(Strict):
     """The machine budget every stage keeps to (see docs/scale.md)."""
 
@@ -625,6 +695,7 @@ class Config(Strict):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     assess: AssessConfig = Field(default_factory=AssessConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

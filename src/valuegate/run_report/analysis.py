@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from valuegate.business import BinaryValueModel, ValueModel
+from valuegate.business import ValueModel
 from valuegate.config.schema import Constraint
 from valuegate.gate import bootstrap_at_points, case_values_at_points
 
@@ -78,56 +78,7 @@ def metric_point_worth(
     Regression: every error beyond the tolerance one target unit smaller.
     Returns a record; money in currency per period.
     """
-    y = np.asarray(y_true, float)
-    s = np.asarray(scores, float)
-    amounts = None if amount is None else np.asarray(amount, float)
-    n = len(y)
-    if not isinstance(model, BinaryValueModel):
-        base = model.value_at_point(y, s, point)
-        predicted = s + point
-        error = predicted - y
-        excess = np.maximum(np.abs(error) - model.tolerance, 0.0)
-        closer = predicted - np.sign(error) * np.minimum(excess, 1.0)
-        return {
-            "kind": "regression",
-            "one_unit_less_error": model.value_per_period(y, closer) - base,
-            "rows_outside_tolerance": int((excess > 0).sum()),
-            "rows": n,
-        }
-    positive = y.astype(bool)
-    flagged = s >= point
-    tp, fp = int((flagged & positive).sum()), int((flagged & ~positive).sum())
-    fn = int((~flagged & positive).sum())
-    ones, zeros = np.ones(n), np.zeros(n)
-    # What acting on each case is worth more than leaving it (currency per case).
-    catch = model.case_values(ones, ones, amounts) - model.case_values(ones, zeros, amounts)
-    spare = model.case_values(zeros, zeros, amounts) - model.case_values(zeros, ones, amounts)
-    missed, alarms = ~flagged & positive, flagged & ~positive
-    per_catch = float(catch[missed].mean() if missed.any() else catch[positive].mean())
-    per_spare = float(spare[alarms].mean() if alarms.any() else spare[~positive].mean())
-    n_pos = int(positive.sum())
-    recall_point = 0.01 * n_pos * per_catch / n * model.volume
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    precision_point = float("nan")
-    fewer_alarms = float("nan")
-    if tp > 0 and precision + 0.01 <= 1.0:
-        fewer_alarms = fp - (tp / (precision + 0.01) - tp)
-        precision_point = fewer_alarms * per_spare / n * model.volume
-    return {
-        "kind": "binary",
-        "recall": tp / n_pos if n_pos else float("nan"),
-        "precision": precision,
-        "recall_point": recall_point,
-        "precision_point": precision_point,
-        "per_caught_case": per_catch,
-        "per_spared_case": per_spare,
-        "positives_per_point": 0.01 * n_pos / n * model.volume,
-        "fewer_alarms_per_point": fewer_alarms / n * model.volume,
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "rows": n,
-    }
+    return model.metric_point_worth(y_true, scores, point, amount)
 
 
 def _segments_of(column: pd.Series) -> pd.Series:
@@ -180,12 +131,7 @@ def segment_values(
     amounts = None if amount is None else np.asarray(amount, float)
     n = len(y)
     values = model.case_values_at(y, s, point, amounts)
-    regret = None
-    if isinstance(model, BinaryValueModel):
-        best = np.maximum(
-            model.case_values(y, np.ones(n), amounts), model.case_values(y, np.zeros(n), amounts)
-        )
-        regret = best - values
+    regret = model.regret_at(y, s, point, amounts)  # None: no discrete decision (regression)
     min_rows = max(MIN_SEGMENT_ROWS, int(np.ceil(MIN_SEGMENT_SHARE * n)))
     per_feature: dict[str, list[dict[str, Any]]] = {}
     spread: dict[str, float] = {}

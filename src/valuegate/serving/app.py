@@ -6,6 +6,11 @@ training categories by bundle.RecordChecker, the per-record twin of batch scorin
 bundle.check_chunk), so /docs shows the real fields and bad input gets a 422 naming the
 field; a body that is not JSON (by its Content-Type) gets a 415. The per-request path never builds a
 DataFrame for xgboost bundles: validated record -> numpy encoder -> booster.inplace_predict.
+
+/docs (Swagger UI) and /redoc work offline: their JavaScript and CSS are served by the app
+itself from the `fastapi-offline` package (under /docs-assets/), not from a CDN. /docs shows
+request examples from `docs/examples/*.json` (those whose fields are the bundle's), the 401,
+413, 415 and 422 answers, and the money unit of `expected_value`.
 """
 
 import contextlib
@@ -17,9 +22,10 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -141,21 +147,103 @@ def _error_detail(errors: list[dict[str, Any]], prefix: tuple = ()) -> list[dict
     return detail
 
 
+SCORE = (
+    "binary: the calibrated probability of the positive outcome (0-1); regression: the "
+    "model's prediction, in the target's unit"
+)
+DECISION = (
+    "binary: true when score >= threshold (act on the case); regression: score + offset, "
+    "the value to act on"
+)
+EXPECTED_VALUE = (
+    "binary: the expected business value of this decision for this case, in the objective's "
+    "currency per case (/metadata: objective.currency), from the bundle's value model; "
+    "regression: null"
+)
+
+
 class Prediction(BaseModel):
-    score: float
-    decision: bool | float
-    expected_value: float | None
+    score: float = Field(description=SCORE)
+    decision: bool | float = Field(description=DECISION)
+    expected_value: float | None = Field(description=EXPECTED_VALUE)
 
 
 class PredictResponse(BaseModel):
-    request_id: str
-    model_version: str
-    threshold: float | None = None
-    offset: float | None = None
-    score: float | None = None
-    decision: bool | float | None = None
-    expected_value: float | None = None
-    predictions: list[Prediction] | None = None
+    request_id: str = Field(description="the X-Request-Id header, or a new id")
+    model_version: str = Field(description="the registry version of the bundle that scored")
+    threshold: float | None = Field(None, description="binary: the decision threshold")
+    offset: float | None = Field(None, description="regression: the offset added to score")
+    score: float | None = Field(None, description=f"one record sent: {SCORE}")
+    decision: bool | float | None = Field(None, description=f"one record sent: {DECISION}")
+    expected_value: float | None = Field(None, description=f"one record sent: {EXPECTED_VALUE}")
+    predictions: list[Prediction] | None = Field(
+        None, description="a list of records sent: one prediction per record, in order"
+    )
+
+
+def _error(description: str, example: Any) -> dict[str, Any]:
+    """An error answer for /docs: every one is JSON `{"detail": ...}`."""
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"detail": {}}},
+                "example": {"detail": example},
+            }
+        },
+    }
+
+
+PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _error(
+        "missing or wrong `Authorization: Bearer <token>` (only when the service runs with "
+        "a token: deploy.serve.token_env)",
+        "missing or wrong bearer token",
+    ),
+    413: _error(
+        "the body is larger than deploy.serve.max_request_bytes", "request body larger than ..."
+    ),
+    415: _error(
+        "the body is not sent as JSON (Content-Type: application/json)",
+        "send the records as JSON (Content-Type: application/json), not text/plain",
+    ),
+    422: _error(
+        "a record is invalid: each problem names the field (loc), what is wrong (msg) and its "
+        "type; also more records than deploy.serve.max_records",
+        [
+            {
+                "loc": ["body", "amount"],
+                "msg": "Input should be a valid number",
+                "type": "float_type",
+            }
+        ],
+    ),
+}
+
+
+def request_examples(directory: str | os.PathLike | None, names: list[str]) -> dict[str, Any]:
+    """OpenAPI examples for /predict: each `directory/*.json` holding one record (an object)
+    whose keys are exactly the bundle's field `names`, as itself and as a list of one;
+    files for another dataset are skipped. {} when there is none (Swagger UI then builds
+    one from the schema)."""
+    from pathlib import Path
+
+    examples: dict[str, Any] = {}
+    if not directory or not Path(directory).is_dir():
+        return examples
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # an example is documentation: a broken one must not stop the service
+        if not isinstance(record, dict) or sorted(record) != sorted(names):
+            continue
+        examples[path.stem] = {"summary": f"one record ({path.name})", "value": record}
+        examples[f"{path.stem} (list)"] = {
+            "summary": f"a list of records ({path.name}, once)",
+            "value": [record],
+        }
+    return examples
 
 
 class _Metrics:
@@ -313,17 +401,21 @@ class Guard:
                 children[2].inc()
 
 
-KNOWN_PATHS = {"/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json"}
+KNOWN_PATHS = {
+    "/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/redoc", "/openapi.json"
+}  # fmt: skip
 
 
 def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
     """The service for `bundle`: the FastAPI app inside the `Guard` middleware.
-    settings: max_request_bytes, max_records, token_env, log_path (None: no log)."""
+    settings: max_request_bytes, max_records, token_env, log_path (None: no log),
+    examples_dir (request examples for /docs; None: none)."""
     settings = dict(settings or {})
     max_records = int(settings.get("max_records", 1000))
     token_env = settings.get("token_env")
     token = os.environ.get(token_env) if token_env else None
-    log = PredictionLog(settings["log_path"]) if settings.get("log_path") else None
+    log_path = settings.get("log_path")
+    log = PredictionLog(log_path, bundle.fields, bundle.task) if log_path else None
     metrics = _Metrics()
     version = bundle.version
     metrics.info.labels(version).set(1)
@@ -333,13 +425,11 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
     Record = record_model(bundle)  # noqa: N806
     names = {f"f{i}": field["name"] for i, field in enumerate(bundle.fields)}
     binary = bundle.task == "binary"
-    value_model = None
-    if binary:
-        from valuegate.bundle import _value_model
+    value_model = bundle.value_model  # business.value_model_from_record, as from the config
 
-        value_model = _value_model(bundle.manifest)
-
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc load their assets from this app
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title=f"valuegate: {bundle.manifest['model']['name']} {version}",
         description=(
             f"Decision: {bundle.manifest['decision'].get('action')} when score >= {point:g}"
@@ -399,14 +489,19 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
         # synchronisation (measured: ~250 -> ~170 us per row on this 2-core machine).
         bundle.booster.set_param({"nthread": 1})
 
+    examples = request_examples(
+        settings.get("examples_dir"), [field["name"] for field in bundle.fields]
+    )
+    body_content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Body"}}
+    if examples:
+        body_content["examples"] = examples
+
     @app.post(
         "/predict",
         response_model=PredictResponse,
+        responses=PREDICT_ERRORS,
         openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Body"}}},
-            }
+            "requestBody": {"required": True, "content": {"application/json": body_content}}
         },
     )
     async def predict(request: Request) -> Response:
@@ -457,13 +552,9 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
                 missing_counter(column).inc()
             score = bundle.score_record(record)
             amount = record.get(amount_column) if amount_column else None
-            if binary:
-                decision: Any = score >= point
-                ev: float | None = value_model.expected_value(score, decision, amount)
-                decision_counter[decision].inc()
-            else:
-                decision, ev = score + point, None
-                decision_counter[None].inc()
+            decision, ev = value_model.decide_one(score, point, amount)
+            # counted by label: act / not act (binary), a value (regression)
+            decision_counter[bool(decision) if binary else None].inc()
             score_histogram.observe(score)
             rows.append((record, score, decision, ev))
             out.append({"score": score, "decision": decision, "expected_value": ev})
@@ -510,6 +601,16 @@ def create_app(bundle: Bundle, settings: dict[str, Any] | None = None) -> Any:
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(body_schema.pop("$defs", {}))
             schemas["Body"] = {**body_schema, "title": "Body"}
+            # the money unit of this bundle's objective, where the models say it generically
+            currency = (bundle.manifest.get("objective") or {}).get("currency")
+            if binary and currency:
+                unit = f"{currency} per case"
+                for name in ("Prediction", "PredictResponse"):
+                    prop = schemas.get(name, {}).get("properties", {}).get("expected_value")
+                    if prop is not None:
+                        prop["description"] = prop["description"].replace(
+                            "the objective's currency per case", unit
+                        )
             app.openapi_schema = spec
         return app.openapi_schema
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 from valuegate.bundle import CSV_NULL_VALUES, Bundle, check_chunk, check_columns, decide
 from valuegate.errors import DataError, ValuegateError
 from valuegate.io import partial_path, remove_stale_partials
+from valuegate.logs import progress
 
 MAX_REPORTED = 20
 log = logging.getLogger(__name__)
@@ -81,6 +82,19 @@ def _csv_header(path: Path, encoding: str) -> list[str]:
         raise _not_text(path, encoding) from None
     except LookupError:
         raise DataError(f"--encoding {encoding!r}: not an encoding Python knows.") from None
+
+
+def _row_count(path: Path) -> int | None:
+    """Rows of a Parquet file from its footer (the bar's total); None for a CSV (counting
+    its lines would read it twice): the bar then counts up without a total."""
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError):
+        return None  # _batches says what is wrong with the file
 
 
 def _batches(
@@ -244,7 +258,10 @@ def _score_into(
     rows_in = rows_out = skipped = 0
     unseen: dict[str, int] = {}
     new_missing: dict[str, int] = {}
-    with partial_path(target) as tmp:
+    with (
+        partial_path(target) as tmp,
+        progress(f"score {source.name}", _row_count(source), "row") as bar,
+    ):
         writer: Any = None
         try:
             for chunk in _batches(source, fields, chunk_size, encoding):
@@ -285,6 +302,7 @@ def _score_into(
                     writer = _writer(tmp, table.schema, as_csv)
                 writer.write_table(table)
                 rows_out += len(scored)
+                bar.update(len(chunk))
                 log.info("scored %d rows of %s", rows_in, source)
         finally:
             if writer is not None:

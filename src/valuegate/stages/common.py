@@ -12,26 +12,37 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from valuegate import paths
 from valuegate.artifacts import save_pipeline
 from valuegate.config.fingerprint import config_fingerprints
 from valuegate.config.schema import Config
 from valuegate.data import SPLITS, Schema
 from valuegate.errors import ArtifactError, ValuegateError
-from valuegate.io import atomic_write_json, write_with
+from valuegate.hashing import sha256_file
+from valuegate.io import atomic_write_json, to_json, write_with
+from valuegate.logs import setup_logging
 
 if TYPE_CHECKING:  # training imports every estimator; stages that only read skip it
     from valuegate.training import FittedModel
 
-PREPARED = Path("data/prepared")  # what `prepare` writes and `assess` reads
-# What the models read: the prepared splits once `assess` let them through (with any
-# opt-in remedies applied). Blocked data never gets here, so nothing downstream runs.
-ASSESSED = Path("data/assessed")
-SCHEMA_FILE = ASSESSED / "schema.json"
-BASELINES = Path("models/baselines")
-CANDIDATES = Path("models/candidates")
-METRICS = Path("metrics")
-PLOTS = Path("plots")
-REPORTS = Path("reports")
+# Every path lives in valuegate.paths (dvc.yaml agrees with it: a test checks); these names
+# stay importable from here for the stage modules and their readers.
+ASSESSED = paths.ASSESSED
+BASELINES = paths.BASELINES
+CANDIDATES = paths.CANDIDATES
+GATE_METRICS = paths.GATE_METRICS
+INFO_FILE = paths.INFO_FILE
+METRICS = paths.METRICS
+MODEL_FILE = paths.MODEL_FILE
+PLOTS = paths.PLOTS
+PREDICTIONS_FILE = paths.PREDICTIONS_FILE
+PREPARED = paths.PREPARED
+REPORTS = paths.REPORTS
+SCHEMA_FILE = paths.SCHEMA_FILE
+TUNE_METRICS = paths.TUNE_METRICS
+TUNED = paths.TUNED
+GATE_FILE = paths.GATE_RECORD  # the full record; its numbers: GATE_METRICS
+TUNE_FILE = paths.TUNE_RECORD  # the full record; its numbers: TUNE_METRICS
 
 
 def metrics_view(record: Any) -> Any:
@@ -63,11 +74,6 @@ def write_record(report: Path, metrics: Path, record: dict[str, Any]) -> None:
     atomic_write_json(metrics, metrics_view(record) or {})
 
 
-MODEL_FILE = "model.skops"
-PREDICTIONS_FILE = "predictions.parquet"
-INFO_FILE = "fit.json"
-
-
 # glibc's mallopt parameters (malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -97,6 +103,8 @@ def keep_freed_memory_for_reuse() -> bool:
 def run_stage(main: Callable[[list[str]], None], argv: list[str] | None = None) -> int:
     """Run a stage; an expected error prints its message (no traceback), exit code 2."""
     keep_freed_memory_for_reuse()
+    # progress lines to stderr at VALUEGATE_LOG_LEVEL (INFO; `valuegate -q/-v` sets it)
+    setup_logging()
     try:
         main(list(sys.argv[1:] if argv is None else argv))
     except ValuegateError as exc:
@@ -123,24 +131,39 @@ DATA_KEYS = ("rows", "data", "seed")
 """What every model artifact depends on: the data version on disk and its config."""
 
 
+def schema_version(schema: Schema) -> str:
+    """The data version of `schema` as `data_version` reads it back once written (the
+    stages write schema.json with io.to_json): for records of an in-memory run."""
+    return hashlib.sha256(to_json(schema.to_dict()).encode("utf-8")).hexdigest()[:16]
+
+
 def data_version(prepared: Path = ASSESSED) -> str:
     """Fingerprint of the data the models read: its schema.json (row counts, categories,
     source file hash and the config it was prepared from)."""
     path = prepared / "schema.json"
     if not path.is_file():
         raise ArtifactError(f"{path} not found: run the pipeline first (`dvc exp run`).")
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
-def lineage(config: Config, prepared: Path = ASSESSED) -> dict[str, str]:
+def lineage(
+    config: Config, prepared: Path = ASSESSED, schema: Schema | None = None
+) -> dict[str, str]:
     """Every fingerprint a record may be checked against (config/fingerprint.py keys, plus
-    "rows": the data version in `prepared`)."""
-    return {"rows": data_version(prepared), **config_fingerprints(config)}
+    "rows": the data version in `prepared`, or of `schema` when given)."""
+    rows = data_version(prepared) if schema is None else schema_version(schema)
+    return {"rows": rows, **config_fingerprints(config)}
 
 
-def stamp(record: dict[str, Any], config: Config, prepared: Path = ASSESSED) -> dict[str, Any]:
-    """`record` with a "lineage" entry: call on every artifact record before writing it."""
-    return {**record, LINEAGE: lineage(config, prepared)}
+def stamp(
+    record: dict[str, Any],
+    config: Config,
+    prepared: Path = ASSESSED,
+    schema: Schema | None = None,
+) -> dict[str, Any]:
+    """`record` with a "lineage" entry: call on every artifact record before writing it
+    (`schema`: the data the record was computed from, when it is not on disk)."""
+    return {**record, LINEAGE: lineage(config, prepared, schema)}
 
 
 def stale_keys(
@@ -246,10 +269,15 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def write_fitted(fitted: FittedModel, directory: Path, config: Config | None = None) -> None:
+def write_fitted(
+    fitted: FittedModel,
+    directory: Path,
+    config: Config | None = None,
+    schema: Schema | None = None,
+) -> None:
     """model.skops (+ .sha256), predictions.parquet and fit.json inside `directory`;
     fit.json is stamped with the lineage of `config` (default: params.yaml, which is the
-    config of every stage)."""
+    config of every stage) and the data on disk (or `schema`'s)."""
     if config is None:
         from valuegate.config import load_params
 
@@ -257,12 +285,7 @@ def write_fitted(fitted: FittedModel, directory: Path, config: Config | None = N
     directory.mkdir(parents=True, exist_ok=True)
     save_pipeline(fitted.pipeline, directory / MODEL_FILE)
     write_parquet(fitted.predictions, directory / PREDICTIONS_FILE)
-    atomic_write_json(directory / INFO_FILE, stamp(fitted.info, config))
-
-
-TUNED = Path("models/tuned")
-TUNE_FILE = REPORTS / "tune.json"  # the full record; its numbers: TUNE_METRICS
-TUNE_METRICS = METRICS / "tune.json"
+    atomic_write_json(directory / INFO_FILE, stamp(fitted.info, config, schema=schema))
 
 
 def record_keys(config: Config) -> list[str]:
@@ -272,10 +295,6 @@ def record_keys(config: Config) -> list[str]:
     keys += [f"baseline.{name}" for name in config.baseline]
     keys += [f"model.{name}" for name in config.model]
     return keys
-
-
-GATE_FILE = REPORTS / "gate.json"  # the full record; its numbers: GATE_METRICS
-GATE_METRICS = METRICS / "gate.json"
 
 
 def gate_keys(config: Config, candidates: Iterable[str] | None = None) -> list[str]:

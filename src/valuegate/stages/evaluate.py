@@ -1,5 +1,5 @@
 """Stage `evaluate`: value every baseline, candidate and tuned model on the validation
-split, then the final model once on the test split.
+split, then the final model once on the test split. The work is `pipeline.steps.evaluate`.
 
 Every model is valued at the operating point fixed out of fold when it was fitted
 (fit.json). The final model follows `gate.final_model` (`evaluation.choose_final`): by
@@ -16,18 +16,23 @@ operating point and technical metrics per model; the final model's figures),
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 
-from valuegate.business import value_model
 from valuegate.config import load_params
-from valuegate.data import target_vector
-from valuegate.evaluation import evaluate_models, lean_metrics, test_report
+from valuegate.config.schema import Config
+from valuegate.data import Schema
+from valuegate.evaluation import lean_metrics
 from valuegate.io import atomic_dir, atomic_write_json
+from valuegate.paths import EVALUATE_METRICS, EVALUATE_PLOTS, EVALUATE_RECORD
+from valuegate.pipeline import steps
+from valuegate.plots import CURVES_FILE, curves_table
 from valuegate.report import summary_table
 from valuegate.stages.common import (
-    METRICS,
-    PLOTS,
-    REPORTS,
+    ASSESSED,
     check_data,
     metrics_view,
     outcome_columns,
@@ -38,49 +43,22 @@ from valuegate.stages.common import (
     stamp,
 )
 
+# by name: run as `python -m`, __name__ is __main__, outside valuegate's loggers
+log = logging.getLogger("valuegate.stages.evaluate")
 
-def main(argv: list[str]) -> None:
-    config = load_params()
-    schema = check_data(config)  # prepared from this config (contract B)
-    splits = read_splits(names=("valid", "test"), columns=outcome_columns(config, schema))
-    valid, test = splits["valid"], splits["test"]
-    model = value_model(config)
 
-    def amounts(frame: pd.DataFrame):
-        return frame[schema.amount_column].to_numpy(float) if schema.amount_column else None
-
-    y_valid = target_vector(valid, config.data)
-    roles, predictions = read_predictions(config, "valid", len(valid))
-    # Each model's threshold / offset was fixed out of fold when it was fitted (fit.json):
-    # validation and test only value it.
-    points = read_operating_points(config, list(predictions))
-    summary, plots = evaluate_models(
-        config, model, roles, y_valid, predictions, amounts(valid), points=points
-    )
-
-    final = summary["final_model"]
-    _, test_scores = read_predictions(config, "test", len(test), names=[final])
-    point = float(points[final]["value"])
-    summary["final"] = {
-        "model": final,
-        "role": roles[final],
-        # The operating point that ships (package reads final.valid.threshold / offset),
-        # also for a model that acts on every case or none.
-        "valid": {**summary["models"][final], model.point_kind: point, **summary["final_interval"]},
-        "test": test_report(
-            config,
-            model,
-            summary["models"][final],
-            target_vector(test, config.data),
-            test_scores[final],
-            amounts(test),
-            point=point,
-        ),
-    }
-    atomic_write_json(REPORTS / "evaluation.json", stamp(summary, config))  # contract B
-    # numbers only (metrics_view): the model names and sentences are in the report
-    atomic_write_json(METRICS / "evaluate.json", metrics_view(lean_metrics(summary)) or {})
-    with atomic_dir(PLOTS / "evaluate") as tmp:
+def write_evaluation(
+    summary: dict[str, Any],
+    plots: dict[str, Any],
+    config: Config,
+    root: Path = Path("."),
+    schema: Schema | None = None,
+) -> None:
+    """reports/evaluation.json (stamped: contract B), metrics/evaluate.json (numbers only:
+    the model names and sentences are in the report) and plots/evaluate/<kind>/<model>.csv."""
+    atomic_write_json(root / EVALUATE_RECORD, stamp(summary, config, root / ASSESSED, schema))
+    atomic_write_json(root / EVALUATE_METRICS, metrics_view(lean_metrics(summary)) or {})
+    with atomic_dir(root / EVALUATE_PLOTS) as tmp:
         for kind, per_model in plots.items():
             (tmp / kind).mkdir()
             for name, columns in per_model.items():
@@ -89,7 +67,36 @@ def main(argv: list[str]) -> None:
                 pd.DataFrame(columns).to_csv(
                     tmp / kind / f"{name}.csv", index=False, float_format="%.10g"
                 )
-    print(summary_table(summary))
+        # every model in one long table: what dvc.yaml's `plots:` draws (valuegate.plots)
+        unit = f"{config.objective.currency}/{config.objective.period}"
+        curves_table(plots, unit).to_csv(tmp / CURVES_FILE, index=False, float_format="%.10g")
+
+
+def read_scored(config: Config, n_rows: dict[str, int]) -> steps.Scored:
+    """Every model's validation scores and fixed operating points from their files
+    (lineage checked); test scores are read for the one model asked for (the final)."""
+    roles, predictions = read_predictions(config, "valid", n_rows["valid"])
+    # Each model's threshold / offset was fixed out of fold when it was fitted (fit.json):
+    # validation and test only value it.
+    points = read_operating_points(config, list(predictions))
+
+    def scores(name: str, split: str):
+        if split == "valid":
+            return predictions[name]
+        return read_predictions(config, split, n_rows[split], names=[name])[1][name]
+
+    return steps.Scored(roles, points, scores)
+
+
+def main(argv: list[str]) -> None:
+    config = load_params()
+    schema = check_data(config)  # prepared from this config (contract B)
+    splits = read_splits(names=("valid", "test"), columns=outcome_columns(config, schema))
+    valid, test = splits["valid"], splits["test"]
+    models = read_scored(config, {"valid": len(valid), "test": len(test)})
+    summary, plots = steps.evaluate(config, schema, valid, test, models)
+    write_evaluation(summary, plots, config)
+    log.info(summary_table(summary))
 
 
 if __name__ == "__main__":

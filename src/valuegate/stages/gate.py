@@ -1,6 +1,7 @@
 """Stage `gate`: may a candidate be tuned? Paired bootstrap of business value per period,
 each candidate against the best baseline on the validation split, every model valued at the
-operating point fixed out of fold when it was fitted (fit.json).
+operating point fixed out of fold when it was fitted (fit.json). The work is
+`pipeline.steps.gate`.
 
 Writes `reports/gate.json`, the decision record: every number compared, the confidence
 interval, the verdict and a one-sentence reason per candidate; its numbers also go to
@@ -12,15 +13,16 @@ nothing passes, the pipeline goes on with the best baseline (tuning is skipped, 
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
-from valuegate.business import value_model
 from valuegate.config import load_params
-from valuegate.data import target_vector
-from valuegate.errors import GateRefusedError
-from valuegate.evaluation import evaluate_models
-from valuegate.gate import gate_candidates
+from valuegate.config.schema import Config
+from valuegate.data import Schema
+from valuegate.pipeline import steps
 from valuegate.stages.common import (
+    ASSESSED,
     GATE_FILE,
     GATE_METRICS,
     check_data,
@@ -32,6 +34,9 @@ from valuegate.stages.common import (
     stamp,
     write_record,
 )
+
+# by name: run as `python -m`, __name__ is __main__, outside valuegate's loggers
+log = logging.getLogger("valuegate.stages.gate")
 
 
 def banner(record: dict[str, Any]) -> str:
@@ -49,56 +54,34 @@ def banner(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def write_gate(
+    record: dict[str, Any], config: Config, root: Path = Path("."), schema: Schema | None = None
+) -> None:
+    """reports/gate.json (stamped with its lineage: contract B) and metrics/gate.json."""
+    write_record(
+        root / GATE_FILE, root / GATE_METRICS, stamp(record, config, root / ASSESSED, schema)
+    )
+
+
+def read_scored(config: Config, n_valid: int) -> steps.Scored:
+    """The baselines' and candidates' validation scores and fixed operating points, from
+    their files (lineage checked)."""
+    roles, predictions = read_valid_predictions(config, n_valid)
+    # Each model's threshold / offset was fixed out of fold when it was fitted (fit.json).
+    points = read_operating_points(config, list(predictions))
+    return steps.Scored(roles, points, lambda name, _split: predictions[name])
+
+
 def main(argv: list[str]) -> None:
     config = load_params()
     schema = check_data(config)  # prepared from this config (contract B)
     valid = read_splits(names=("valid",), columns=outcome_columns(config, schema))["valid"]
-    amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
-    roles, predictions = read_valid_predictions(config, len(valid))
-    # Each model's threshold / offset was fixed out of fold when it was fitted (fit.json).
-    points = read_operating_points(config, list(predictions))
-    record = gate_candidates(
-        value_model(config),
-        target_vector(valid, config.data),
-        predictions,
-        roles,
-        amount=amount,
-        constraints=config.constraints,
-        min_uplift=config.objective.min_uplift,
-        confidence=config.gate.confidence,
-        n_resamples=config.gate.n_resamples,
-        seed=config.seed,
-        currency=config.objective.currency,
-        period=config.objective.period,
-        points=points,
-    )
-    # Reported, not required to tune: is each candidate already worth deploying?
-    valued, _plots = evaluate_models(
-        config,
-        value_model(config),
-        roles,
-        target_vector(valid, config.data),
-        predictions,
-        amount,
-        points=points,
-    )
-    for name, decision in record["candidates"].items():
-        decision["good_enough_met"] = valued["models"][name]["good_enough_met"]
-    record = {
-        "split": "valid",
-        "rows": len(valid),
-        "confidence": config.gate.confidence,
-        "strict": config.gate.strict,
-        "tuning_allowed": record["best_passing"] is not None,
-        **record,
-    }
-    write_record(GATE_FILE, GATE_METRICS, stamp(record, config))  # lineage: contract B
-    print(banner(record))
-    if config.gate.strict and not record["tuning_allowed"]:
-        raise GateRefusedError(
-            "no candidate passed the gate and gate.strict is true; the decision record is in "
-            f"{GATE_FILE}. Set gate.strict=false to go on with the best baseline."
-        )
+    record = steps.gate(config, schema, valid, read_scored(config, len(valid)))
+    write_gate(record, config)
+    log.info(banner(record))
+    refusal = steps.gate_refusal(config, record)
+    if refusal is not None:
+        raise refusal
 
 
 if __name__ == "__main__":

@@ -38,14 +38,14 @@ from valuegate.deploy import (
     spend,
 )
 from valuegate.errors import ArtifactError, GateRefusedError
+from valuegate.monitor.profile import PROFILE_FILE, profile_bytes, profile_from_splits
+from valuegate.paths import ASSESS_RECORD, DEPLOY_METRICS, DEPLOY_RECORD, EVALUATE_RECORD
 from valuegate.registry import Registry
 from valuegate.row_lineage import lineage_record, read_rows, row_hashes, to_npy
 from valuegate.serving.batch import score_frame
 from valuegate.stages.common import (
-    METRICS,
     MODEL_FILE,
     PREDICTIONS_FILE,
-    REPORTS,
     check_data,
     check_lineage,
     model_dirs,
@@ -57,11 +57,11 @@ from valuegate.stages.common import (
     write_record,
 )
 
-DEPLOY_FILE = REPORTS / "deploy.json"  # the full record; its numbers: DEPLOY_METRICS
-DEPLOY_METRICS = METRICS / "deploy.json"
-ASSESSMENT_FILE = REPORTS / "assessment.json"
+DEPLOY_FILE = DEPLOY_RECORD  # the full record; its numbers: DEPLOY_METRICS
+ASSESSMENT_FILE = ASSESS_RECORD
 
-log = logging.getLogger(__name__)
+# by name: run as `python -m`, __name__ is __main__, outside valuegate's loggers
+log = logging.getLogger("valuegate.stages.package")
 
 
 def read_honest_estimate(path: Path = ASSESSMENT_FILE) -> tuple[dict[str, Any] | None, str]:
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> None:
     config = load_params()
     schema = check_data(config)  # prepared from this config (contract B)
     test = read_splits(names=("test",))["test"]
-    report_path = REPORTS / "evaluation.json"
+    report_path = EVALUATE_RECORD
     if not report_path.is_file():
         raise ArtifactError(f"{report_path} not found: run the evaluate stage first.")
     report = json.loads(report_path.read_text())
@@ -132,9 +132,8 @@ def main(argv: list[str]) -> None:
     amount = test[schema.amount_column].to_numpy(float) if schema.amount_column else None
     _, scores = read_predictions(config, "test", len(test), names=[final])
     new_scores = scores[final]
-    kind = "threshold" if schema.task == "binary" else "offset"
     # The operating point the new model ships with: chosen before test (contract C).
-    new_point = float(report["final"]["valid"][kind])
+    new_point = float(report["final"]["valid"][model.point_kind])
     honest, honest_note = read_honest_estimate()
 
     registry = Registry(config.deploy.registry)
@@ -257,7 +256,7 @@ def main(argv: list[str]) -> None:
                 "id_column": schema.id_column,
             },
             "decision": {
-                "kind": kind,
+                "kind": model.point_kind,
                 "value": new_point,
                 "action": config.objective.decision,
                 "chosen_on": report["final"]["valid"]
@@ -287,6 +286,13 @@ def main(argv: list[str]) -> None:
         check = validate_chunk(pd.concat([splits["valid"], test], ignore_index=True), fields)[0]
         pipeline = load_pipeline(directory / MODEL_FILE)
         files = {lineage["files"][which]: to_npy(rows) for which, rows in seen.items()}
+        # what monitoring compares production with, so it never reloads training data
+        valid_scores = read_predictions(config, "valid", len(splits["valid"]), names=[final])
+        files[PROFILE_FILE] = profile_bytes(profile_from_splits(
+            fields, model, new_point, {**splits, "test": test},
+            {"valid": valid_scores[1][final], "test": new_scores}, config.data,
+            schema.amount_column,
+        ))  # fmt: skip
         written = save_bundle(
             Path(config.deploy.registry) / version, pipeline, manifest, check, files
         )
@@ -298,9 +304,9 @@ def main(argv: list[str]) -> None:
     else:
         record["champion_after"] = champion
     write_record(DEPLOY_FILE, DEPLOY_METRICS, stamp(record, config))  # lineage: contract B
-    print(f"deploy gate: {record['reason']}")
+    log.info(f"deploy gate: {record['reason']}")
     if record["packaged"]:
-        print(
+        log.info(
             f"packaged {record['version']} ({record['hot_path']}); "
             f"champion: {record['champion_after']}"
         )

@@ -12,11 +12,13 @@ an untracked file).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from valuegate.business import value_model
 from valuegate.config import Config, load_params
 from valuegate.data import target_vector
 from valuegate.errors import ArtifactError
@@ -39,6 +41,10 @@ from valuegate.stages.common import (
     record_keys,
     run_stage,
 )
+
+# by name: run as `python -m`, __name__ is __main__, outside valuegate's loggers
+log = logging.getLogger("valuegate.stages.report")
+
 
 OUTPUT = REPORTS / "run.html"
 TIMED_OUTPUT = Path("logs") / "run-timed.html"
@@ -113,7 +119,7 @@ def collect(config: Config, timed: bool = False) -> RunRecords:
         if path.is_file():
             trials[name] = pd.read_csv(path)
     final = evaluation["final_model"]
-    kind = "value_threshold" if config.data.task == "binary" else "value_offset"
+    kind = f"value_{value_model(config).point_kind}"
     curve_path = PLOTS / "evaluate" / kind / f"{final}.csv"
     curve = pd.read_csv(curve_path) if curve_path.is_file() else None
     amount = valid[schema.amount_column].to_numpy(float) if schema.amount_column else None
@@ -160,7 +166,7 @@ def write_report(config: Config, output: Path = OUTPUT, timed: bool = False) -> 
 def main(argv: list[str]) -> None:
     config = load_params()
     path = write_report(config)
-    print(f"report: wrote {path} ({path.stat().st_size / 1e3:,.0f} kB)")
+    log.info(f"report: wrote {path} ({path.stat().st_size / 1e3:,.0f} kB)")
 
 
 if __name__ == "__main__":

@@ -6,23 +6,29 @@ its numbers."""
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from valuegate.config import load_params
 from valuegate.errors import DataError
+from valuegate.paths import SCORE_METRICS, SCORE_RECORD, SCORED
 from valuegate.registry import Registry
 from valuegate.serving.batch import describe_extras, predict_file
-from valuegate.stages.common import METRICS, REPORTS, run_stage, write_record
+from valuegate.stages.common import run_stage, write_record
 
-SCORE_FILE = REPORTS / "score.json"  # the full record; its numbers: SCORE_METRICS
-SCORE_METRICS = METRICS / "score.json"
+# by name: run as `python -m`, __name__ is __main__, outside valuegate's loggers
+log = logging.getLogger("valuegate.stages.score")
+
+
+SCORE_FILE = SCORE_RECORD  # the full record; its numbers: SCORE_METRICS
 
 
 def main(argv: list[str]) -> None:
     config = load_params()
     registry = Registry(config.deploy.registry)
     source = config.deploy.batch.input or config.data.path
-    target = REPORTS / "scored.parquet"
+    target = SCORED
     if registry.champion is None:
         # The deploy gate refused every model so far: nothing to score with. Record it
         # (the graph stays green; `valuegate predict` would fail with the same message).
@@ -36,7 +42,7 @@ def main(argv: list[str]) -> None:
                 "skipped": f"the registry {registry.root} has no champion",
             },
         )
-        print(
+        log.warning(
             f"score: skipped, the registry {registry.root} has no champion "
             "(reports/deploy.json says why)"
         )
@@ -64,9 +70,9 @@ def main(argv: list[str]) -> None:
         ) from None
     summary.update(input=source, model_version=bundle.version)
     write_record(SCORE_FILE, SCORE_METRICS, summary)
-    print(
+    log.info(
         f"scored {summary['rows_scored']} of {summary['rows_in']} rows of {source} with "
-        f"{bundle.version} into {REPORTS / 'scored.parquet'}" + describe_extras(summary)
+        f"{bundle.version} into {SCORED}" + describe_extras(summary)
     )
 
 

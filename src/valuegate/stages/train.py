@@ -1,10 +1,12 @@
 """Stage `train@<name>`: fit one candidate from `model.<name>` (one stage per candidate,
-so changing one candidate's params retrains only that candidate)."""
+so changing one candidate's params retrains only that candidate); the work is
+`pipeline.steps.fit_candidate`."""
 
 from __future__ import annotations
 
+import logging
+
 from valuegate.config import load_params
-from valuegate.config.messages import nearest
 from valuegate.errors import ConfigError
 from valuegate.io import atomic_dir
 from valuegate.stages.common import (
@@ -15,28 +17,26 @@ from valuegate.stages.common import (
     write_fitted,
 )
 
+# by name: run as `python -m`, __name__ is __main__, outside valuegate's loggers
+log = logging.getLogger("valuegate.stages.train")
+
 
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise ConfigError("usage: python -m valuegate.stages.train <candidate name>")
     name = argv[0]
     pending_splits = read_splits_while_importing()
-    from valuegate.training import fit_model  # scikit-learn, the estimators
+    # scikit-learn and the estimators are imported here, while the splits are read (the
+    # step would import them only once it is called, after the read)
+    import valuegate.training  # noqa: F401
+    from valuegate.pipeline import steps
 
     config = load_params()
-    if name not in config.model:
-        hint = nearest(name, config.model)
-        raise ConfigError(
-            f"model.{name}: no such candidate in params.yaml"
-            + (f" (did you mean {hint!r}?)" if hint else "")
-            + f". Candidates: {', '.join(config.model)}."
-        )
-    fitted = fit_model(
-        name, "candidate", config.model[name], config, check_data(config), pending_splits()
-    )
+    schema = check_data(config)  # prepared from this config (contract B)
+    fitted = steps.fit_candidate(config, schema, pending_splits(), name)
     with atomic_dir(CANDIDATES / name) as tmp:
         write_fitted(fitted, tmp, config)
-    print(f"train: fitted {name} ({fitted.info['estimator']}) in {fitted.fit_seconds:.2f} s")
+    log.info(f"train: fitted {name} ({fitted.info['estimator']}) in {fitted.fit_seconds:.2f} s")
 
 
 if __name__ == "__main__":

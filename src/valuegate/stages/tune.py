@@ -4,7 +4,8 @@ Reads the gate's record (`reports/gate.json`). When no candidate passed, tuning 
 with the gate's reason, loudly, and `models/tuned/` stays empty. Otherwise each selected
 candidate's study runs (or resumes: the journal `tuning/optuna.journal` persists across
 reruns) until the stop-on-value rule, `tune.n_trials` or `tune.timeout` ends it; the best
-params are refit on the training split and scored like any model.
+params are refit on the training split and scored like any model. The work is
+`pipeline.steps.tune`; this stage adds `tune.n_jobs - 1` worker processes to each study.
 
 Writes `models/tuned/<name>/`, `reports/tune.json` (its numbers: `metrics/tune.json`) and
 `plots/tune/<name>.csv`.
@@ -12,19 +13,24 @@ Writes `models/tuned/<name>/`, `reports/tune.json` (its numbers: `metrics/tune.j
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from valuegate.config import Config, load_params
 from valuegate.data import Schema
 from valuegate.errors import ArtifactError
 from valuegate.io import atomic_dir
+from valuegate.paths import TUNE_JOURNAL, TUNE_PLOTS
+from valuegate.pipeline import steps
+from valuegate.pipeline.tune import refit_best as refit_best
+from valuegate.pipeline.tune import selected as selected
 from valuegate.stages.common import (
-    PLOTS,
+    ASSESSED,
     TUNE_FILE,
     TUNE_METRICS,
     TUNED,
@@ -37,13 +43,11 @@ from valuegate.stages.common import (
     write_record,
 )
 
-JOURNAL = Path("tuning/optuna.journal")
+# by name: run as `python -m`, __name__ is __main__, outside valuegate's loggers
+log = logging.getLogger("valuegate.stages.tune")
 
 
-def selected(gate: dict[str, Any], which: str) -> list[str]:
-    if not gate["passed"]:
-        return []
-    return [gate["best_passing"]] if which == "best" else list(gate["passed"])
+JOURNAL = TUNE_JOURNAL
 
 
 def spawn_workers(candidate: str, count: int) -> list[subprocess.Popen]:
@@ -91,86 +95,78 @@ def await_release() -> None:
         raise SystemExit(0)
 
 
-def main(argv: list[str]) -> None:
-    config = load_params()
-    schema = check_data(config)
-    gate = read_gate_record(config)
-    names = selected(gate, config.tune.candidates)
-    splits = read_splits() if names else {}
-    record: dict[str, Any] = {"tuning_allowed": bool(names), "studies": {}}
-    if not names:
-        reasons = [d["reason"] for d in gate["candidates"].values()]
-        record["skipped_because"] = reasons
-        print("=" * 78)
-        print("tune: SKIPPED — no candidate passed the gate:")
-        for reason in reasons:
-            print(f"tune:   {reason}")
-        print("=" * 78)
-    if names:
-        # Optuna and the estimators are imported only when there is something to tune.
-        from valuegate.tuning import tune_candidate
-    fitted = []
-    for name in names:
-        workers = spawn_workers(name, config.tune.n_jobs)
+def worker_processes(config: Config) -> steps.WorkerPool:
+    """The tune step's worker pool for the stage: `tune.n_jobs - 1` processes per study,
+    released once this process has closed trials a killed run left open, waited for
+    after the study; a failed worker fails the stage."""
+
+    @contextmanager
+    def pool(candidate: str) -> Iterator[Callable[[str], None]]:
+        workers = spawn_workers(candidate, config.tune.n_jobs)
         try:
-            result = tune_candidate(
-                config,
-                schema,
-                splits["train"],
-                name,
-                JOURNAL,
-                # Only once this process has closed trials left running by a killed run.
-                on_study_ready=lambda _study, w=workers: release_workers(w, go=True),
-            )
+            yield lambda _study: release_workers(workers, go=True)
         finally:
             release_workers(workers, go=False)
             failed = [w.args for w in workers if w.wait() != 0]
         if failed:
             raise ArtifactError(f"tuning workers failed: {failed}")
-        # No timings in a git-tracked record (they differ on every run); printed below.
-        record["studies"][name] = {k: v for k, v in result.summary().items() if k != "seconds"}
-        fitted.append((refit_best(config, schema, splits, result), result))
-        print(
-            f"tune: {name}: best cross-validated value {result.best_value:,.0f} "
+
+    return pool
+
+
+def skipped_banner(record: dict[str, Any]) -> str:
+    rule = "=" * 78
+    lines = [rule, "tune: SKIPPED — no candidate passed the gate:"]
+    lines += [f"tune:   {reason}" for reason in record["skipped_because"]]
+    return "\n".join([*lines, rule])
+
+
+def main(argv: list[str]) -> None:
+    config = load_params()
+    schema = check_data(config)
+    gate = read_gate_record(config)
+    splits = read_splits() if steps.selected(gate, config.tune.candidates) else {}
+    tuned = steps.tune(config, schema, splits, gate, JOURNAL, worker_processes(config))
+    if not tuned.models:
+        log.warning(skipped_banner(tuned.record))  # loud: no tuning this run
+    for _model, result in tuned.models:
+        log.info(
+            f"tune: {result.candidate}: best cross-validated value {result.best_value:,.0f} "
             f"{config.objective.currency}/{config.objective.period} after "
             f"{result.n_complete} complete + {result.n_pruned} pruned trials "
             f"({result.stop_reason}; {result.folds['kind']} folds; {result.seconds:.0f} s); "
             f"params {result.best_params}"
         )
-    write_outputs(config, fitted, record)
+    write_outputs(config, tuned.models, tuned.record)
 
 
-def refit_best(config: Config, schema: Schema, splits: dict[str, pd.DataFrame], result: Any):
-    """The study's best params refit on the training split and scored like any model
-    (training.fit_model: out-of-fold calibration and operating point). The one refit path,
-    for the stage and for the `valuegate tune` command."""
-    from valuegate.training import fit_model
-    from valuegate.tuning import tuned_spec
-
-    name = result.candidate
-    spec = tuned_spec(config.model[name], result.best_params)
-    model = fit_model(f"{name}_tuned", "tuned", spec, config, schema, splits)
-    model.info.update({"tuned_from": name, "study": result.study, "forced": result.forced})
-    return model
-
-
-def write_outputs(config: Config, fitted: list[tuple[Any, Any]], record: dict[str, Any]) -> None:
+def write_outputs(
+    config: Config,
+    fitted: list[tuple[Any, Any]],
+    record: dict[str, Any],
+    root: Path = Path("."),
+    schema: Schema | None = None,
+) -> None:
     """`models/tuned/`, `plots/tune/` and `reports/tune.json` + `metrics/tune.json`
     (stamped with `config`'s lineage), each replaced whole and atomically: the stage's
     outputs, also when the `valuegate tune` command writes them."""
-    with atomic_dir(TUNED) as tmp:
+    with atomic_dir(root / TUNED) as tmp:
         for model, _ in fitted:
-            write_fitted(model, tmp / model.name, config)
+            write_fitted(model, tmp / model.name, config, schema)
         if not fitted:
             (tmp / "NOT_TUNED.txt").write_text(
                 "The gate allowed no tuning; see reports/gate.json and reports/tune.json.\n"
             )
-    JOURNAL.parent.mkdir(parents=True, exist_ok=True)
-    JOURNAL.touch()
-    with atomic_dir(PLOTS / "tune") as tmp:
+    (root / JOURNAL).parent.mkdir(parents=True, exist_ok=True)
+    (root / JOURNAL).touch()
+    with atomic_dir(root / TUNE_PLOTS) as tmp:
         for _model, result in fitted:
-            result.trials.to_csv(tmp / f"{result.candidate}.csv", index=False)
-    write_record(TUNE_FILE, TUNE_METRICS, stamp(record, config))
+            # `model` names the candidate in the plot's legend (.dvc/plots/valuegate_tuning.json)
+            trials = result.trials.assign(model=result.candidate)
+            trials.to_csv(tmp / f"{result.candidate}.csv", index=False)
+    write_record(
+        root / TUNE_FILE, root / TUNE_METRICS, stamp(record, config, root / ASSESSED, schema)
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""`valuegate init DIR [--example NAME]`: a new git + DVC project that runs as is."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, tool_env
+from valuegate import cli
+from valuegate.scaffold import (
+    EXAMPLES,
+    data_readme,
+    project_config_yaml,
+    project_dvc_yaml,
+    readme_commands,
+)
+
+
+def test_project_dvc_yaml_drops_only_the_source_dependencies():
+    text = (ROOT / "dvc.yaml").read_text()
+    out = project_dvc_yaml(text)
+    assert "src/valuegate" not in out
+    spec, original = yaml.safe_load(out), yaml.safe_load(text)
+    assert spec["stages"].keys() == original["stages"].keys()
+    assert spec["plots"] == original["plots"]
+    assert "conf" in spec["stages"]["prepare"]["deps"]  # the other deps stay
+
+
+def test_the_example_becomes_the_default_and_its_data_readme_is_kept():
+    config = project_config_yaml((ROOT / "conf" / "config.yaml").read_text(), EXAMPLES["diabetes"])
+    defaults = yaml.safe_load(config)["defaults"]
+    assert {"data": "diabetes"} in defaults and {"objective": "diabetes"} in defaults
+    text = data_readme((ROOT / "data" / "raw" / "README.md").read_text(), ("diabetes.csv",))
+    assert "`diabetes.csv`" in text and "german_credit.csv" not in text
+
+
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("init") / "credit"
+    assert cli.main(["-q", "init", str(directory)]) == 0
+    return directory
+
+
+def test_init_writes_a_committed_git_and_dvc_project(initialised: Path):
+    for name in (
+        "conf/config.yaml",
+        "conf/data/german_credit.yaml",
+        "dvc.yaml",
+        "params.yaml",
+        "data/raw/german_credit.csv",
+        "README.md",
+        "requirements.txt",
+        "tests/test_project.py",
+        ".github/workflows/valuegate.yml",
+        ".dvc/config",
+        ".dvc/plots/page.html",
+        "docs/examples/applicant.json",
+    ):
+        assert (initialised / name).is_file(), name
+    assert not (initialised / "conf" / "data" / "diabetes.yaml").exists()  # its data is not there
+    assert not (initialised / "src").exists()
+    git = ["git", "-C", str(initialised)]
+    assert (
+        subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+    )
+    log = subprocess.run([*git, "log", "--oneline"], capture_output=True, text=True).stdout
+    assert "valuegate init --example german-credit" in log
+    workflow = yaml.safe_load((initialised / ".github/workflows/valuegate.yml").read_text())
+    steps = [s.get("run", s.get("uses", "")) for s in workflow["jobs"]["pipeline"]["steps"]]
+    assert "dvc repro" in steps and any(s.startswith("pytest") for s in steps)
+    upload = next(
+        s for s in workflow["jobs"]["pipeline"]["steps"] if "upload-artifact" in s.get("uses", "")
+    )
+    assert upload["with"]["path"] == "reports/run.html"
+    assert readme_commands(initialised)[0] == "dvc exp run && valuegate show"
+    # params.yaml is what `valuegate check` accepts (fresh: composed from this conf/)
+    checked = subprocess.run(
+        ["valuegate", "check"], cwd=initialised, env=tool_env(), capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_init_refuses_a_folder_in_use_and_an_unknown_example(tmp_path, capsys):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    assert cli.main(["init", str(tmp_path / "used")]) != 0
+    assert "is not empty" in capsys.readouterr().err
+    assert (tmp_path / "used" / "notes.txt").read_text() == "mine"
+    with pytest.raises(SystemExit):  # argparse: the choices are listed
+        cli.main(["init", str(tmp_path / "new"), "--example", "titanic"])
+    assert "german-credit" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_the_generated_readmes_first_command_runs(tmp_path: Path):
+    directory = tmp_path / "fresh"
+    subprocess.run(
+        ["valuegate", "init", str(directory)], env=tool_env(), check=True, capture_output=True
+    )
+    first = readme_commands(directory)[0]
+    done = subprocess.run(
+        first, shell=True, cwd=directory, env=tool_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"{first}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "EUR" in done.stdout  # valuegate show's table, in money
+    assert (directory / "reports" / "run.html").is_file()
