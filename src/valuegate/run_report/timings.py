@@ -21,10 +21,10 @@ def parts(pipeline: Any) -> str:
     if hasattr(estimator, "estimators_") and hasattr(estimator.estimators_[0], "tree_"):
         nodes = sum(int(t.tree_.node_count) for t in estimator.estimators_)
         return f"{len(estimator.estimators_):,} trees, {nodes:,} nodes"
-    if hasattr(estimator, "_predictors"):  # HistGradientBoosting*
-        trees = [p for stage in estimator._predictors for p in stage]
-        nodes = sum(len(p.nodes) for p in trees)
-        return f"{len(trees):,} trees, {nodes:,} nodes"
+    if hasattr(estimator, "n_trees_per_iteration_"):  # HistGradientBoosting*
+        # scikit-learn has no public node count for these: the trees only
+        trees = int(estimator.n_iter_) * int(estimator.n_trees_per_iteration_)
+        return f"{trees:,} trees"
     if hasattr(estimator, "get_booster"):  # xgboost
         frame = estimator.get_booster().trees_to_dataframe()
         return f"{frame['Tree'].nunique():,} trees, {len(frame):,} nodes"
