@@ -356,3 +356,14 @@ def test_a_type_change_and_new_categories_raise_a_schema_alert(packaged, tmp_pat
     alert = next(a for a in result["alerts"] if a["kind"] == "schema")
     assert alert["features"] == ["duration_in_month", "purpose"]
     assert "duration_in_month: 40 row(s) refused" in alert["message"]
+
+
+def test_regression_labels_come_back_as_a_writable_copy():
+    """A float target column (pandas hands back a read-only view of it) is a regression
+    label vector with NaN where the label has not arrived; the frame is not touched."""
+    from valuegate.monitor.windows import label_vector
+
+    target = pd.Series([1.5, np.nan, 3.0], name="y")
+    y = label_vector(target, "regression", None)
+    assert y[0] == 1.5 and np.isnan(y[1]) and y[2] == 3.0
+    assert target.tolist()[0] == 1.5 and np.isnan(target.iloc[1])

@@ -78,7 +78,8 @@ def label_vector(target: pd.Series, task: str, positive_label: Any) -> np.ndarra
     if task == "binary":
         y = (target.astype(str) == str(positive_label)).to_numpy(dtype=float)
     else:
-        y = pd.to_numeric(target, errors="coerce").to_numpy(dtype=float)
+        # copy: pandas may hand back a read-only view of a float column (copy-on-write)
+        y = pd.to_numeric(target, errors="coerce").to_numpy(dtype=float, copy=True)
     y[missing] = np.nan
     return y
 
