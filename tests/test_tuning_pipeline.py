@@ -159,7 +159,8 @@ def test_cli_sweep_runs_when_the_gate_passed(tuned_project: Path):
     # A model, not only settings; other overrides than params.yaml's: written, not valued.
     fit = json.loads((tuned_project / "models/tuned/xgboost_tuned/fit.json").read_text())
     assert fit["forced"] is False and fit["study"] == summary["study"]
-    assert "not valued: params.yaml differs in tune, model.xgboost" in result.stdout
+    # status lines go to stderr (stdout holds the result a user may pipe)
+    assert "not valued: params.yaml differs in tune, model.xgboost" in result.stderr
 
 
 def test_cli_sweep_keeps_an_experiment_preset_in_the_printed_command():
@@ -248,7 +249,7 @@ def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tmp_path: Path):
 
     cli = [sys.executable, "-m", "valuegate.cli"]
     result = run([*cli, "tune", "--force", *settings], project)
-    assert "wrote models/tuned/xgboost_tuned/" in result.stdout
+    assert "wrote models/tuned/xgboost_tuned/" in result.stderr
     fit = json.loads((project / "models" / "tuned" / "xgboost_tuned" / "fit.json").read_text())
     assert fit["forced"] is True and fit["tuned_from"] == "xgboost"
     assert "operating_point" in fit and "lineage" in fit  # the stage's own refit path
