@@ -399,6 +399,10 @@ def _missing_twins(data: AssessData, quick: QuickModel, blocked: set[str]) -> di
     return twins
 
 
+DROP_OR_ACCEPT = (
+    "if it is not known when the decision is made, drop it (data.features.drop, or "
+    "assess.remedies.drop_leaky_columns: true); if it is, accept this finding"
+)
 LINEAR_TWIN_R2 = 0.95  # the column (with the amount) gives the leak's values back this well
 LINEAR_TWIN_PARTIAL = 0.9  # ... and explains this share of what the amount alone leaves
 MIN_TWIN_ROWS = 50
@@ -464,8 +468,7 @@ def _linear_twin_finding(data: AssessData, column: str, leak: str, fit: dict) ->
         f"it with R2 {fit['r2']:.3f} ({fit['r2_without']:.3f} without {column!r}), so "
         f"{column!r} is the same quantity recorded after the outcome, and the leak stays "
         "in the features while it does.",
-        action="if it is not known when the decision is made, drop it (data.features.drop, "
-        "or assess.remedies.drop_leaky_columns: true); if it is, accept this finding",
+        action=DROP_OR_ACCEPT,
         evidence={
             "columns": [column],
             "drop": [column],
@@ -484,8 +487,7 @@ def _missing_twin_finding(data: AssessData, column: str, leak: str) -> Finding:
         title=f"{column!r} is missing on the same rows as {leak!r}, which leaks, and those "
         f"rows tell {data.target!r}: it is probably recorded by the same event, after the "
         "outcome, and its gaps give the outcome away as the leak's did.",
-        action="if it is not known when the decision is made, drop it (data.features.drop, "
-        "or assess.remedies.drop_leaky_columns: true); if it is, accept this finding",
+        action=DROP_OR_ACCEPT,
         evidence={
             "columns": [column],
             "drop": [column],
