@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from valuegate.run_report.charts import _png, _pyplot
+from valuegate.run_report.charts import png_img, pyplot
 from valuegate.run_report.page import STYLE
 
 ALERT_COLOUR = "#c0392b"
@@ -40,7 +40,7 @@ class _Money:
 def value_chart(windows: list[dict[str, Any]], deploy: dict[str, Any], unit: str) -> str:
     """Value per period per window: the estimate with its band, the realised value with its
     interval, the value at deploy (dashed, its band shaded), alert markers on top."""
-    plt = _pyplot()
+    plt = pyplot()
     x = np.arange(len(windows))
     figure, axis = plt.subplots(figsize=(9, 3.8))
     axis.axhspan(deploy["low"], deploy["high"], color="#1e8c4e", alpha=0.08, linewidth=0)
@@ -97,13 +97,13 @@ def value_chart(windows: list[dict[str, Any]], deploy: dict[str, Any], unit: str
     axis.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
-    return _png(figure)
+    return png_img(figure)
 
 
 def drift_chart(windows: list[dict[str, Any]]) -> str:
     """Jensen-Shannon distance per feature (rows) and window (columns); drifted cells
     (Holm-adjusted p <= alpha and distance >= the minimum) outlined in red."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [t["name"] for t in windows[0]["drift"]["tests"]]
     grid = np.array([[t["js_distance"] for t in w["drift"]["tests"]] for w in windows]).T
     drifted = np.array([[t["drifted"] for t in w["drift"]["tests"]] for w in windows]).T
@@ -122,7 +122,7 @@ def drift_chart(windows: list[dict[str, Any]]) -> str:
     figure.colorbar(image, ax=axis, label="Jensen-Shannon distance")
     axis.set_title("Drift per feature (red: alert)", fontsize=10)
     figure.tight_layout()
-    return _png(figure)
+    return png_img(figure)
 
 
 def build_page(record: dict[str, Any]) -> str:

@@ -76,7 +76,8 @@ def value_bars(
     return "".join(parts)
 
 
-def _png(figure) -> str:
+def png_img(figure) -> str:
+    """The figure as an inline <img> (a PNG data URL); closes the figure."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -87,7 +88,8 @@ def _png(figure) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{encoded}">'
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +125,7 @@ def value_curve(
 ) -> str:
     """Value per period vs. threshold (or offset), the chosen point marked, the points where
     a constraint fails shaded red, the out-of-fold choice's interval shaded grey."""
-    plt = _pyplot()
+    plt = pyplot()
     order = np.argsort(xs, kind="mergesort")
     xs, values, feasible = xs[order], values[order], feasible[order]
     figure, axis = plt.subplots(figsize=(9, 3.6))
@@ -158,7 +160,7 @@ def value_curve(
     axis.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
-    return _png(figure)
+    return png_img(figure)
 
 
 def tuning_history(
@@ -171,7 +173,7 @@ def tuning_history(
 ) -> str:
     """Each trial's cross-validated value, the best so far, and the last trial that added
     value enough (dashed)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(9, 3.2))
     done = ~np.isnan(values)
     axis.plot(trials[done], values[done], "o", color="#3b73b9", markersize=4, label="trial")
@@ -190,4 +192,4 @@ def tuning_history(
     axis.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
-    return _png(figure)
+    return png_img(figure)
