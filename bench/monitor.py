@@ -11,6 +11,14 @@ sizes, sparse-cell pooling and the spacings form). A second line times the whole
 record (`monitor.run.window_record`: the bundle's input check, drift, value) for scale.
 
     python bench/monitor.py [--rows 1000000] [--repeats 3]
+
+Memory (`--memory`): the same-size windows (`--window-rows`) for 1, 4 and 16 (`--windows`)
+windows of a Parquet file, each case in its own process, peak RSS (`resource.getrusage` max RSS):
+streamed (`monitor.windows.Source` + `stream_windows`, what `valuegate monitor` does: thin
+columns first, then window by window) against reading the file whole and cutting it (what
+it did before); both run the drift tests of every window.
+
+    python bench/monitor.py --memory [--window-rows 100000] [--windows 1,4,16,64]
 """
 
 from __future__ import annotations
@@ -105,12 +113,92 @@ def best_of(function, repeats: int) -> float:
     return min(times)
 
 
+def memory_case(path: str, windows: int, window_rows: int, streamed: bool) -> None:
+    """One case, in this process: monitor `windows` windows of `path` by count; prints the
+    peak RSS in MB and the seconds."""
+    import resource
+
+    from valuegate.monitor.windows import Source, cut_windows, stream_windows
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    profile = profiles(make_frame(rng, 20_000))
+    source = Source(path)
+    thin = source.read_columns(["num0"])
+    cut = cut_windows(thin, "count", window_rows, None, None, None)
+    del thin
+    assert len(cut) == windows, (len(cut), windows)
+    drifted = 0
+    if streamed:
+        for _i, _w, part in stream_windows(source, cut):
+            drifted += sum(t["drifted"] for t in valuegate_drift(part, profile))
+    else:
+        whole = pd.read_parquet(path)
+        for w in cut:
+            drifted += sum(t["drifted"] for t in valuegate_drift(whole.iloc[w.rows], profile))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    print(f"{peak:.0f} {time.perf_counter() - start:.2f} {drifted}")
+
+
+def memory(window_rows: int, counts: list[int]) -> None:
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    print(f"windows of {window_rows:,} rows x 25 features (Parquet), peak RSS per process:")
+    print("| windows | rows | streamed (MB) | whole file (MB) | streamed s | whole s |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in counts:
+            path = Path(tmp) / f"w{k}.parquet"
+            rng = np.random.default_rng(k)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            with pq.ParquetWriter(path, pa.Table.from_pandas(make_frame(rng, 10)).schema) as out:
+                for _ in range(k):  # written window by window: the bench itself stays small
+                    out.write_table(pa.Table.from_pandas(make_frame(rng, window_rows)))
+            cells = []
+            for streamed in (True, False):
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--case",
+                        str(path),
+                        str(k),
+                        str(window_rows),
+                        "stream" if streamed else "whole",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                cells.append(done.stdout.split())
+            print(
+                f"| {k} | {k * window_rows:,} | {cells[0][0]} | {cells[1][0]} | {cells[0][1]} "
+                f"| {cells[1][1]} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reference", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory", action="store_true", help="peak RSS vs. window count")
+    parser.add_argument("--window-rows", type=int, default=100_000)
+    parser.add_argument("--windows", default="1,4,16", help="window counts (--memory)")
+    parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.case:
+        path, k, rows, how = args.case
+        memory_case(path, int(k), int(rows), how == "stream")
+        return
+    if args.memory:
+        memory(args.window_rows, [int(k) for k in args.windows.split(",")])
+        return
     rng = np.random.default_rng(0)
     reference = make_frame(rng, args.reference)
     window = make_frame(rng, args.rows)

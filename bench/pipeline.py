@@ -76,8 +76,8 @@ SKIP_PREFIXES = (
 MIRRORED_STAGES = ("prepare", "assess", "baseline", "train", "gate", "tune", "evaluate")
 # The stage `dvc repro --force` is pointed at: it and everything upstream of it are timed.
 TARGET_STAGE = "evaluate"
-# Downstream of the target (issue 5's deploy stages): not run, not compared.
-NOT_TIMED_STAGES = ("package", "score")
+# Downstream of the target (the deploy stages, the run report, monitoring): not run, not compared.
+NOT_TIMED_STAGES = ("package", "report", "score", "monitor")
 
 HOOK_ENV = "VALUEGATE_BENCH_PROCLOG"
 HOOK_SOURCE = '''\

@@ -1,5 +1,12 @@
 """Shared fixtures: the repo's conf/ composed with Hydra's compose API, and throwaway
-copies of the whole project (a git + DVC repo) for end-to-end runs."""
+copies of the whole project (a git + DVC repo) for end-to-end runs.
+
+The suite runs on pytest-xdist workers (`pytest -n auto`; `--dist loadfile` from
+pyproject.toml: a file's tests run on one worker, in order, its module fixtures built
+once). `pytest_collection_modifyitems` below hands the files out slow first; `ran_project`
+is one full `dvc repro` shared by every worker (built by the first that needs it, under a
+file lock).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from valuegate.config import compose_config
 from valuegate.config.loading import validate
@@ -80,10 +88,56 @@ def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")
 
 
-@pytest.fixture(scope="session")
-def ran_project(tmp_path_factory) -> Path:
-    """A project copy after one full `dvc repro` (shared read-only; copy it to mutate).
-    Session-wide: test_pipeline and test_reproducible share the one run."""
-    project = copy_project(tmp_path_factory.mktemp("ran") / "project")
+def _build_ran_project(project: Path) -> Path:
+    copy_project(project)
     run(["dvc", "repro"], project)
     return project
+
+
+@pytest.fixture(scope="session")
+def ran_project(tmp_path_factory) -> Path:
+    """A project copy after one full `dvc repro` (shared read-only; copy it to mutate:
+    `shutil.copytree(ran_project, tmp_path / "project", symlinks=True)` keeps its git
+    history, DVC cache and outputs, so a test reruns only the stages it changes).
+
+    One run for the whole session, and for every xdist worker: the first worker that needs
+    it builds it in the run's shared temp directory under a file lock, the others wait for
+    it and reuse it (a full run costs minutes; building it once per worker would too)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _build_ran_project(tmp_path_factory.mktemp("ran") / "project")
+    shared = tmp_path_factory.getbasetemp().parent / "ran"
+    done = shared / "built"
+    with FileLock(str(shared) + ".lock"):
+        if not done.is_file():
+            shutil.rmtree(shared, ignore_errors=True)  # a worker that failed half-way
+            _build_ran_project(shared / "project")
+            done.touch()
+    return shared / "project"
+
+
+# The order the tests are handed to workers in (and run in without xdist): the first test
+# that needs the shared run first (one worker builds it), then the slow tests that need no
+# shared run (the other worker is busy meanwhile), then the other slow tests, then the fast
+# ones, module by module: longest first, so no worker is left with one long test at the end.
+_FIRST_SHARED, _INDEPENDENT_SLOW, _SHARED_SLOW, _FAST = range(4)
+
+
+def _rank(item: pytest.Item) -> int:
+    if item.get_closest_marker("slow") is None:
+        return _FAST
+    return _SHARED_SLOW if "ran_project" in item.fixturenames else _INDEPENDENT_SLOW
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ranks = [_rank(item) for item in items]
+    if _SHARED_SLOW in ranks:
+        ranks[ranks.index(_SHARED_SLOW)] = _FIRST_SHARED
+    order = sorted(range(len(items)), key=lambda i: ranks[i])  # stable: module order kept
+    items[:] = [items[i] for i in order]
+    for item, rank in zip(items, sorted(ranks), strict=True):
+        # A fast module runs on one worker (its module fixtures are built once); a slow test
+        # is a unit of its own unless its module groups it (e.g. a module-scoped pipeline
+        # run its tests share: `pytestmark = [pytest.mark.xdist_group("name"), ...]`).
+        if rank == _FAST and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

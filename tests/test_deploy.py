@@ -322,6 +322,25 @@ def test_too_few_fresh_rows_packages_without_promoting():
     assert record["packaged"] and not record["promote"] and "records no rows" in record["reason"]
 
 
+def test_too_few_fresh_rows_of_a_class_packages_without_promoting():
+    """Enough fresh rows, but a handful of one class: no comparison (a few rare positives
+    cannot show a rare large loss: tests/test_promotion_soundness.py)."""
+    cfg, model, y, good, noise = _gate_inputs()
+    positives = np.flatnonzero(y == 1)
+    fresh = (y == 0) | np.isin(np.arange(len(y)), positives[:9])
+    assert fresh.sum() >= cfg.deploy.min_fresh_rows
+    record = deploy_decision(
+        cfg, model, "xgboost", OK, y, good, None, BEST, _champion(noise, fresh=fresh), _attempt()
+    )
+    assert record["packaged"] and not record["promote"] and "versus_champion" not in record
+    assert "hold only 9 of one class (deploy.min_fresh_per_class: 10)" in record["reason"]
+    fresh[positives[9]] = True
+    record = deploy_decision(
+        cfg, model, "xgboost", OK, y, good, None, BEST, _champion(noise, fresh=fresh), _attempt()
+    )
+    assert "versus_champion" in record
+
+
 def test_models_are_compared_at_the_operating_points_they_ship_with():
     # The new model ranks perfectly but ships with a threshold that flags nobody; the
     # champion ships with a sound one. Re-choosing thresholds on test (today's rule)

@@ -63,14 +63,6 @@ def test_dummy_value_matches_a_hand_computation(ran_project: Path):
     assert dummy["value_per_period"] == pytest.approx(max(approve_all, reject_all))
 
 
-def test_same_data_config_and_seed_give_identical_metrics(scratch: Path):
-    before = (scratch / "metrics" / "evaluate.json").read_bytes()
-    report = (scratch / "reports" / "evaluation.json").read_bytes()
-    run(["dvc", "repro", "--force"], scratch)
-    assert (scratch / "metrics" / "evaluate.json").read_bytes() == before
-    assert (scratch / "reports" / "evaluation.json").read_bytes() == report
-
-
 def test_conf_edit_then_repro_stops_then_exp_run_uses_it(scratch: Path):
     objective = scratch / "conf" / "objective" / "german_credit.yaml"
     objective.write_text(objective.read_text().replace("volume: 2000", "volume: 3000"))

@@ -121,8 +121,11 @@ def test_metrics_hold_numbers_and_the_report_the_sentences(tmp_path: Path):
 def test_a_rerun_leaves_git_clean_and_the_same_dvc_lock(ran_project: Path, tmp_path: Path):
     """README command 1 on a fresh clone must reproduce the committed outputs byte for
     byte: here every stage is rerun (`dvc repro --force`) over a committed run and
-    nothing git tracks, nor any hash in dvc.lock, may change."""
+    nothing git tracks, nor any hash in dvc.lock, may change. (The same data, config and
+    seed give identical metrics and records: the one forced rerun checks both.)"""
     project = Path(shutil.copytree(ran_project, tmp_path / "project", symlinks=True))
+    metrics = (project / "metrics" / "evaluate.json").read_bytes()
+    report = (project / "reports" / "evaluation.json").read_bytes()
     # The committed state of a clone: the registry already holds the model (package says
     # "already in the registry as v1"), as every later run finds it.
     run(["dvc", "repro", "--force", "--single-item", "package"], project)
@@ -138,6 +141,8 @@ def test_a_rerun_leaves_git_clean_and_the_same_dvc_lock(ran_project: Path, tmp_p
     diff = run(["git", "diff", "--stat"], project).stdout
     assert status == "", f"a rerun changed tracked files:\n{status}\n{diff}"
     assert (project / "dvc.lock").read_text() == lock
+    assert (project / "metrics" / "evaluate.json").read_bytes() == metrics
+    assert (project / "reports" / "evaluation.json").read_bytes() == report
 
 
 def test_a_bundle_is_dated_by_source_date_epoch(monkeypatch):

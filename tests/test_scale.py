@@ -194,3 +194,66 @@ def test_idle_openmp_threads_sleep_instead_of_spinning():
     code = "import os, valuegate; print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "PASSIVE"
+
+
+def test_a_forest_draws_at_most_max_samples_rows_per_tree_and_small_tables_fit_as_before(
+    table,
+):
+    """`max_samples` bounds a tree's rows on a large table; at or below the bound the fit
+    is exactly the one without it (scikit-learn alone would draw the bound WITH
+    replacement from fewer rows: 20,000 draws from 3,000 rows)."""
+    from valuegate.models import fit_pipeline
+
+    X, y = table  # noqa: N806
+
+    def forest(**params):
+        spec = ModelSpec(
+            estimator="random_forest", params={"n_estimators": 5, "n_jobs": 1, **params}
+        )
+        return build_pipeline("model.random_forest", spec, "binary", NUMERIC, CATEGORICAL, 0)
+
+    unbounded = fit_pipeline(forest(), X, y)
+    bounded = fit_pipeline(forest(max_samples=20_000), X, y)
+    assert bounded[-1].max_samples is None  # 3,000 rows: the bound does not bind
+    assert np.array_equal(
+        predict_scores(bounded, X, "binary"), predict_scores(unbounded, X, "binary")
+    )
+    plain = forest(max_samples=20_000).fit(X, y)  # what scikit-learn alone does
+    assert not np.array_equal(
+        predict_scores(plain, X, "binary"), predict_scores(unbounded, X, "binary")
+    )
+    small = fit_pipeline(forest(max_samples=500), X, y)  # binds: 500 rows per tree
+    assert small[-1].max_samples == 500
+    assert all(len(rows) == 500 for rows in small[-1].estimators_samples_)
+
+
+def test_auto_encoding_turns_native_for_xgboost_on_a_large_training_split(table):
+    """Above models.NATIVE_ABOVE_ROWS training rows, `auto` gives xgboost one column per
+    categorical (native splits) instead of a one-hot block; smaller tables (the example's
+    600 rows) and other estimators keep theirs; an explicit encoding is kept at any size."""
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    from valuegate.models import NATIVE_ABOVE_ROWS, categorical_encoding
+
+    X, y = table  # noqa: N806
+    xgb = ModelSpec(estimator="xgboost", params={"n_estimators": 5, "n_jobs": 1})
+    large = NATIVE_ABOVE_ROWS["xgboost"] + 1
+    assert categorical_encoding(xgb) == categorical_encoding(xgb, 600) == "onehot"
+    assert categorical_encoding(xgb, large) == "native"
+    forest = ModelSpec(estimator="random_forest")
+    assert categorical_encoding(forest, large) == "onehot"
+    chosen = xgb.model_copy(
+        update={"categorical": xgb.categorical.model_copy(update={"encoding": "onehot"})}
+    )
+    assert categorical_encoding(chosen, large) == "onehot"
+
+    def encoder(rows):
+        pipeline = build_pipeline(
+            "model.xgboost", xgb, "binary", NUMERIC, CATEGORICAL, 0, train_rows=rows
+        )
+        return pipeline.fit(X, y)
+
+    native = encoder(large)  # fitted on 3,000 rows as a fold of a large split would be
+    assert isinstance(native[0].named_transformers_["categorical"], OrdinalEncoder)
+    assert native[0].transform(X).shape[1] == len(NUMERIC) + len(CATEGORICAL)
+    assert isinstance(encoder(600)[0].named_transformers_["categorical"], OneHotEncoder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -564,13 +565,171 @@ def test_each_finished_trial_logs_the_best_value_so_far_in_money(caplog):
     ):
         run_study(study, objective, 4, None, StopOnValue(0, 10**9), on_trial=report)
     lines = [r.getMessage() for r in caplog.records if r.name == "valuegate.tuning"]
-    assert lines == [
-        "xgboost trial 0: 12,300 EUR/month (1/40 finished; best 12,300 EUR/month, trial 0)",
-        "xgboost trial 1: 14,100 EUR/month (2/40 finished; best 14,100 EUR/month, trial 1)",
-        "xgboost trial 2: 9,000 EUR/month (3/40 finished; best 14,100 EUR/month, trial 1)",
-        "xgboost trial 3: pruned (4/40 finished; best 14,100 EUR/month, trial 1)",
+    # each line: the trial's value and time, n/N finished, the best so far, time elapsed
+    patterns = [
+        r"xgboost trial 0: 12,300 EUR/month in 0 s \(1/40 finished; best 12,300 EUR/month, "
+        r"trial 0; 0 s elapsed\)",
+        r"xgboost trial 1: 14,100 EUR/month in 0 s \(2/40 finished; best 14,100 EUR/month, "
+        r"trial 1; 0 s elapsed\)",
+        r"xgboost trial 2: 9,000 EUR/month in 0 s \(3/40 finished; best 14,100 EUR/month, "
+        r"trial 1; 0 s elapsed\)",
+        r"xgboost trial 3: pruned in 0 s \(4/40 finished; best 14,100 EUR/month, trial 1; "
+        r"0 s elapsed\)",
     ]
+    assert len(lines) == len(patterns)
+    for line, pattern in zip(lines, patterns, strict=True):
+        assert re.fullmatch(pattern, line), line
     assert "\r" not in stream.getvalue()  # no progress bar drawn into a log
+
+
+def test_progress_clock_reads_as_seconds_minutes_or_hours():
+    from valuegate.tuning import clock, progress_line
+
+    assert [clock(s) for s in (4.4, 65, 3725)] == ["4 s", "1:05", "1:02:05"]
+    line = progress_line(
+        "xgboost",
+        7,
+        "stopped",
+        None,
+        None,
+        8,
+        40,
+        "USD/month",
+        took=301,
+        elapsed=3725,
+        note="over tune.trial_timeout (300 s): stopped after 301 s, 1 of 3 folds done",
+    )
+    assert line == (
+        "xgboost trial 7: stopped in 5:01 (over tune.trial_timeout (300 s): stopped after "
+        "301 s, 1 of 3 folds done) (8/40 finished; none yet; 1:02:05 elapsed)"
+    )
+
+
+# ------------------------------------------------------------ time budgets (issue 14.3)
+
+
+def slow_xgboost_problem(n: int = 300):
+    """An xgboost candidate whose `n_estimators` decides how long a fit takes: 100,000
+    rounds at a tiny rate, no early stopping, take minutes; 5 take milliseconds."""
+    import numpy as np
+    import pandas as pd
+
+    from valuegate.business import BinaryValueModel
+    from valuegate.folds import make_folds
+    from valuegate.tuning import TuningProblem
+
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    y = (features["a"] + rng.normal(size=n) > 0.5).astype(int).to_numpy()
+    spec = ModelSpec.model_validate(
+        {
+            "estimator": "xgboost",
+            "params": {"learning_rate": 1e-4, "n_jobs": 1, "max_depth": 6},
+            "search_space": {"n_estimators": {"type": "categorical", "choices": [5, 100_000]}},
+        }
+    )
+    value = {"tp": (100.0, 0.0), "fp": (-20.0, 0.0), "fn": (0.0, 0.0), "tn": (0.0, 0.0)}
+    return TuningProblem(
+        key="model.xgboost",
+        spec=spec,
+        task="binary",
+        numeric=["a", "b"],
+        categorical=[],
+        X=features,
+        y=y,
+        amount=None,
+        value_model=BinaryValueModel(values=value, volume=1000),
+        constraints=[],
+        folds=make_folds(y, "binary", 3, 0),
+        seed=0,
+        estimator_overrides={},
+    )
+
+
+def test_a_trial_over_its_budget_is_stopped_mid_fit_recorded_and_the_study_goes_on():
+    from valuegate.tuning import summarise
+
+    problem = slow_xgboost_problem()
+    problem.trial_timeout = 5.0  # the quick trial takes < 1 s even on a loaded machine
+    study = create_study("budget", None, 0, pruning=True, forced=False)
+    study.enqueue_trial({"n_estimators": 100_000})  # minutes unless stopped
+    study.enqueue_trial({"n_estimators": 5})
+    started = time.monotonic()
+    assert run_study(study, problem.objective, 2, None, StopOnValue(0, 10**9)) == "n_trials"
+    # stopped inside the first fold's boosting (the xgboost callback), not after 3 fits
+    assert time.monotonic() - started < 30
+    slow, quick = study.trials
+    assert slow.state == TrialState.PRUNED and quick.state == TrialState.COMPLETE
+    assert slow.user_attrs["stopped"].startswith("over tune.trial_timeout (5 s): stopped after")
+    assert slow.user_attrs["stopped"].endswith("0 of 3 folds done")
+    result = summarise(study, "xgboost", "n_trials", 1.0)
+    assert result.summary()["trials_over_budget"] == 1 and result.n_complete == 1
+
+
+def test_the_studys_timeout_stops_the_running_trial_and_only_stopped_trials_say_so():
+    from valuegate.tuning import summarise
+
+    problem = slow_xgboost_problem()
+    problem.study_deadline = time.monotonic() + 1.0  # tune.timeout runs out in a second
+    study = create_study("study-time", None, 0, pruning=False, forced=False)
+    study.enqueue_trial({"n_estimators": 100_000})
+    started = time.monotonic()
+    assert run_study(study, problem.objective, 5, 1.0, StopOnValue(0, 10**9)) == "timeout"
+    assert time.monotonic() - started < 15
+    assert "tune.timeout" in study.trials[0].user_attrs["stopped"]
+    with pytest.raises(
+        ConfigError,
+        match=r"no trial completed: 1 of 1 were stopped by their time budget.*tune.trial_timeout",
+    ):
+        summarise(study, "xgboost", "timeout", 1.0)
+
+
+def test_tuning_on_a_sample_records_it_and_the_best_params_refit_on_every_row(compose):
+    import numpy as np
+
+    from valuegate.data import prepare
+    from valuegate.pipeline.tune import refit_best
+    from valuegate.tuning import tune_candidate
+
+    frame = drifting_table(3000).drop(columns="when")
+    config = compose(
+        "data.path=x.csv",
+        "data.target=label",
+        "data.amount_column=null",
+        "model=random_forest",
+        "model.random_forest.params.n_estimators=10",
+        "tune.sample_rows=1000",
+        "tune.n_trials=2",
+        "tune.n_folds=3",
+        "gate.cross_fit.folds=2",
+    )
+    splits, schema = prepare(frame, config.data, config.seed, "")
+    train = splits["train"]
+    assert len(train) > 1000
+    result = tune_candidate(config, schema, train, "random_forest", None)
+    sample = result.summary()["sample"]
+    assert sample == {
+        "rows": 1000,
+        "of": len(train),
+        "how": "stratified by the label",
+        "seed": config.seed,
+    }
+    # the sample keeps the label's share (stratified)
+    from valuegate.data import target_vector
+    from valuegate.tuning import build_problem, tuning_sample
+
+    # trials fit the sample, encoded for the whole split (models.categorical_encoding)
+    problem = build_problem(config, schema, train, "random_forest")
+    assert len(problem.y) == 1000 and problem.train_rows == len(train)
+    rows, _ = tuning_sample(config, schema, train)
+    share = target_vector(train, config.data).mean()
+    assert abs(target_vector(rows, config.data).mean() - share) < 1 / 1000
+    tuned = refit_best(config, schema, splits, result)
+    assert tuned.info["train_rows"] == len(train)  # the refit uses every training row
+    # at or below the cap nothing is sampled, and the record says so
+    whole = config.model_copy(update={"tune": config.tune.model_copy(update={"sample_rows": None})})
+    assert tuning_sample(whole, schema, train)[1] == {}
+    assert np.array_equal(tuning_sample(whole, schema, train)[0].index, train.index)
 
 
 def test_successive_halving_over_folds_prunes_trials_that_trail_after_two_folds():

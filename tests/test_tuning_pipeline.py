@@ -80,6 +80,7 @@ def tuned_project(tmp_path_factory) -> Path:
     return project
 
 
+@pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
 def test_gate_passes_and_tuned_model_goes_forward(tuned_project: Path):
     gate = json.loads((tuned_project / "reports" / "gate.json").read_text())
     assert gate["tuning_allowed"] and gate["best_passing"] == "xgboost"
@@ -90,6 +91,8 @@ def test_gate_passes_and_tuned_model_goes_forward(tuned_project: Path):
     assert study["trials_complete"] + study["trials_pruned"] == 6
     assert study["stop_reason"].startswith("n_trials")
     assert set(study["best_params"]) == {"max_depth", "learning_rate"}
+    # 900 training rows: below tune.sample_rows, every row tuned; no trial over its budget
+    assert study["sample"] is None and study["trials_over_budget"] == 0
     metrics = json.loads((tuned_project / "metrics" / "evaluate.json").read_text())
     assert "xgboost_tuned" in metrics["models"]
     final = metrics["final"]
@@ -103,6 +106,7 @@ def test_gate_passes_and_tuned_model_goes_forward(tuned_project: Path):
     assert len(trials) >= 6 and trials["best_so_far"].is_monotonic_increasing
 
 
+@pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
 def test_sigkill_mid_study_then_rerun_continues_the_same_study(tuned_project: Path):
     project = tuned_project
     compose = [sys.executable, "-m", "valuegate.cli", "compose", *SETTINGS, "tune.n_trials=14"]
@@ -133,6 +137,7 @@ def test_sigkill_mid_study_then_rerun_continues_the_same_study(tuned_project: Pa
     )
 
 
+@pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
 def test_cli_sweep_runs_when_the_gate_passed(tuned_project: Path):
     result = run(
         [
@@ -176,6 +181,7 @@ def test_cli_sweep_keeps_an_experiment_preset_in_the_printed_command():
     )
 
 
+@pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
 def test_cli_sweep_with_another_experiment_refuses_in_one_line(tuned_project: Path):
     """It composes its own config and refuses data and a gate record made from another."""
     cli = [sys.executable, "-m", "valuegate.cli", "tune"]
@@ -191,6 +197,7 @@ def test_cli_sweep_with_another_experiment_refuses_in_one_line(tuned_project: Pa
     )
 
 
+@pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
 def test_two_worker_processes_finish_exactly_the_requested_trials(tuned_project: Path):
     project = tuned_project
     compose = [sys.executable, "-m", "valuegate.cli", "compose", *SETTINGS]

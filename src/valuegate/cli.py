@@ -7,6 +7,7 @@ valuegate report [--timings]       the business report of the last run (reports/
 valuegate models list|promote|rollback   the model registry (champion pointer)
 valuegate predict --model champion --input X --output Y   batch scoring, streamed
 valuegate serve --model champion   the HTTP prediction service (FastAPI + uvicorn)
+valuegate backtest [OVERRIDE ...]  retraining policies replayed in money (reports/backtest.*)
 valuegate init DIR [--example NAME]   a new project (git + DVC) from an example
 
 -q / -v on any command: warnings only / debug lines too (valuegate.logs). Results a user
@@ -57,7 +58,9 @@ def _check(args: argparse.Namespace) -> None:
     config = load_params(args.params)
     deep_validate(config, args.params, conf_dir)
     raw = load_raw(config.data)
-    _splits, schema = prepare(raw, config.data, config.seed, source_sha256="")
+    _splits, schema = prepare(
+        raw, config.data, config.seed, source_sha256="", window=config.retrain.window
+    )
     print(
         f"{args.params} is valid: task {schema.task}, target {schema.target!r}, "
         f"{len(schema.numeric)} numeric + {len(schema.categorical)} categorical features, "
@@ -305,14 +308,22 @@ def _predict(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     deploy = _deploy_config(args.params)
     bundle = _registry(args).load(args.model)
-    summary = predict_file(
-        bundle,
-        args.input,
-        args.output,
-        chunk_size=args.chunk_size or deploy.batch.chunk_size,
-        on_error=args.on_error or deploy.batch.on_error,
-        encoding=args.encoding,
-    )
+    if args.dask_scheduler:  # Parquet partitions on a Dask cluster (valuegate.distributed)
+        from valuegate.distributed.score import score_with_scheduler
+
+        on_error = args.on_error or deploy.batch.on_error
+        summary = score_with_scheduler(
+            args.dask_scheduler, bundle, args.input, args.output, on_error
+        )
+    else:
+        summary = predict_file(
+            bundle,
+            args.input,
+            args.output,
+            chunk_size=args.chunk_size or deploy.batch.chunk_size,
+            on_error=args.on_error or deploy.batch.on_error,
+            encoding=args.encoding,
+        )
     print(
         f"scored {summary['rows_scored']} of {summary['rows_in']} rows with {bundle.version} "
         f"into {args.output}"
@@ -325,6 +336,18 @@ def _monitor(args: argparse.Namespace) -> None:
     from valuegate.stages.monitor import run_command
 
     run_command(args.params, args.overrides)
+
+
+def _backtest(args: argparse.Namespace) -> None:
+    from valuegate.retrain.backtest_command import run_command
+
+    run_command(args.conf_dir, args.overrides)
+
+
+def _retrain(args: argparse.Namespace) -> None:
+    from valuegate.retrain.command import run_command
+
+    run_command(args)
 
 
 def _positive_int(text: str) -> int:
@@ -579,6 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--encoding", default="utf-8", help="the input CSV's text encoding")
     predict.add_argument(
+        "--dask-scheduler",
+        help="score Parquet (a file or a directory of parts) on a Dask cluster: local:N or "
+        "tcp://host:8786 (docs/scale.md, 'Beyond one machine'; default: one process)",
+    )
+    predict.add_argument(
         "--registry", help="registry directory (default: deploy.registry of --params)"
     )
     predict.add_argument("--params", default="params.yaml", help="the config that holds deploy.*")
@@ -618,6 +646,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     monitor.add_argument("--params", default="params.yaml", help="default: params.yaml")
     monitor.set_defaults(func=_monitor)
+
+    backtest = add_parser(
+        "backtest",
+        help="replay retraining policies period by period, in money (docs/retrain.md)",
+        description="Replay the retraining policies of retrain.backtest over the labelled "
+        "production periods: each period scored and monitored, each policy's retrains run "
+        "through the whole pipeline and the deploy gate, value earned minus retrain cost "
+        "with intervals; writes reports/backtest.json, reports/backtest.html and "
+        "metrics/backtest.json.",
+    )
+    backtest.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="Hydra overrides of conf/, e.g. +experiment=employment 'model=[xgboost]' "
+        "tune.n_trials=3 retrain.cost.review=5000",
+    )
+    backtest.add_argument("--conf-dir", default="conf", help="default: conf")
+    backtest.set_defaults(func=_backtest)
+
+    retrain = add_parser(
+        "retrain",
+        help="retrain on labelled periods up to --window through the real stages (docs/retrain.md)",
+        description="Append new labelled rows (--labels) as the window's file under "
+        "appended/<data.name>/, then run `dvc exp run -S retrain.window.until=WINDOW ...`: "
+        "the whole graph on the window, ending with the deploy gate against the champion on "
+        "the newest period's held-out rows. Result on stdout. Exit codes: 0 ran (promoted or "
+        "not), 2 bad input, 3 the new data failed the assessment or a strict gate refused, "
+        "5 the pipeline failed.",
+    )
+    retrain.add_argument(
+        "--window", required=True, help="the newest labelled period to learn from, e.g. 2017"
+    )
+    retrain.add_argument(
+        "--labels",
+        help="new labelled rows (CSV/Parquet with the data's columns), or labels by id for "
+        "--rows (default: none, the data as it is)",
+    )
+    retrain.add_argument(
+        "--rows",
+        help="production rows the labels belong to: CSV/Parquet or the prediction log "
+        "(default: none, --labels holds whole rows)",
+    )
+    retrain.add_argument(
+        "--id-column", help="the column labels join --rows by (default: data.id_column)"
+    )
+    retrain.add_argument(
+        "--rule",
+        choices=["expanding", "sliding", "weighted"],
+        help="retrain.window.rule (default: as conf/retrain/ sets it)",
+    )
+    retrain.add_argument(
+        "--dry-run", action="store_true", help="show the window and the command; write nothing"
+    )
+    retrain.add_argument("--conf-dir", default="conf", help="default: conf")
+    retrain.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="Hydra overrides passed on as -S, e.g. +experiment=employment 'model=[xgboost]'",
+    )
+    retrain.set_defaults(func=_retrain)
 
     show = add_parser("show", help="print the last evaluation as a table")
     show.add_argument(

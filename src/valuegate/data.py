@@ -16,7 +16,7 @@ from pandas.api import types as ptypes
 
 from valuegate.config.fingerprint import data_lineage
 from valuegate.config.messages import nearest
-from valuegate.config.schema import DataConfig
+from valuegate.config.schema import DataConfig, RetrainWindow
 from valuegate.errors import DataError
 from valuegate.hashing import sha256_file
 
@@ -70,8 +70,9 @@ def _not_utf8(path: Path, shown: str, exc: UnicodeDecodeError) -> DataError:
 
 
 def load_raw(cfg: DataConfig, root: str | Path = ".") -> pd.DataFrame:
-    """Read `data.path` (CSV as UTF-8, or Parquet) relative to `root`; refuse an empty file,
-    a CSV header that names a column twice, and text that is not UTF-8."""
+    """Read `data.path` (CSV as UTF-8, or Parquet) relative to `root`, followed by any
+    labelled windows appended under appended/<data.name>/ (retrain/labels.py); refuse
+    an empty file, a CSV header that names a column twice, and text that is not UTF-8."""
     path = Path(root) / cfg.path
     shown = repr(cfg.path)
     if not path.is_file():
@@ -98,7 +99,18 @@ def load_raw(cfg: DataConfig, root: str | Path = ".") -> pd.DataFrame:
     repeated = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
     if repeated:
         raise DataError(f"data.path: {shown} names the columns {repeated} more than once.")
-    return frame
+    # New labelled windows (`valuegate retrain --labels`), after the file's own rows.
+    from valuegate.retrain.labels import with_appended
+
+    return with_appended(frame, cfg, root)
+
+
+def source_sha256(cfg: DataConfig, root: str | Path = ".") -> str:
+    """The digest of the rows `load_raw` reads: data.path's sha256 while no labelled window
+    is appended (docs/retrain.md), else a digest of it and the appended files."""
+    from valuegate.retrain.labels import source_sha256 as digest
+
+    return digest(cfg, root)
 
 
 def _missing_column(key: str, column: str, df: pd.DataFrame) -> DataError:
@@ -132,13 +144,19 @@ class Schema:
     # data.sample_rows: {"rows", "of", "how", "seed"} when only a sample of the file was
     # kept, {} when every row was (older schema files hold no such key).
     sample: dict[str, Any] = field(default_factory=dict)
+    # retrain.window: what the window selected (retrain/window.py), {} without one; left
+    # out of schema.json when empty, so runs without a window keep their bytes.
+    window: dict[str, Any] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out["window"]:
+            del out["window"]
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Schema:
@@ -406,9 +424,13 @@ def prepare(
     cfg: DataConfig,
     seed: int,
     source_sha256: str,
+    window: RetrainWindow | None = None,
 ):
     """Validate, select columns, split. Returns (splits, schema); the schema records the
-    fingerprints of `cfg` and `seed` (its lineage: readers with another config refuse it)."""
+    fingerprints of `cfg` and `seed` (its lineage: readers with another config refuse it).
+    `window` (retrain.window): with `until` set, the splits are the window's
+    (retrain/window.py: rows after `until` dropped, test = the newest period's last rows)
+    instead of data.split's, and the window joins the schema and its lineage."""
     validate_frame(df, cfg)
     # After validation (its messages count rows of the whole file), before the split.
     df, sampled = sample_frame(df, cfg, seed)
@@ -416,7 +438,15 @@ def prepare(
     keep = [c for c in (cfg.id_column, cfg.time_column, cfg.amount_column) if c]
     columns = list(dict.fromkeys([*keep, *numeric, *categorical, cfg.target]))
     frame = clean_categoricals(df[columns], categorical)
-    splits = split_frame(frame, cfg, seed)
+    windowed: dict[str, Any] = {}
+    if window is not None and window.until is not None:
+        from valuegate.retrain.window import select
+
+        chosen = select(frame, cfg, window, seed)
+        splits = {s: frame.iloc[p].reset_index(drop=True) for s, p in chosen.parts.items()}
+        windowed = chosen.record
+    else:
+        splits = split_frame(frame, cfg, seed)
     for name, part in splits.items():
         if len(part) == 0:
             raise DataError(
@@ -446,7 +476,8 @@ def prepare(
         rows={s: len(p) for s, p in splits.items()},
         positives=positives,
         source_sha256=source_sha256,
-        lineage=data_lineage(cfg, seed),
+        lineage=data_lineage(cfg, seed, window),
         sample=sampled,
+        window=windowed,
     )
     return splits, schema

@@ -29,6 +29,7 @@ Pure: arrays and records in, records out (the registry file I/O is in stages/pac
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -214,6 +215,15 @@ def fresh_rows(
     return ~seen, counts
 
 
+def fewest_class_rows(task: str, y: np.ndarray, fresh: np.ndarray | None) -> float:
+    """Binary tasks: the rows of the rarer class among the fresh rows (`y` (n,) of 0/1,
+    `fresh` bool (n,)); regression or no fresh mask: infinity (no such condition)."""
+    if task != "binary" or fresh is None:
+        return math.inf
+    positives = int(np.asarray(y)[fresh].sum())
+    return min(positives, int(fresh.sum()) - positives)
+
+
 @dataclass(frozen=True)
 class ChampionEvidence:
     """What the comparison knows of the champion, on the n test rows.
@@ -271,11 +281,23 @@ def compare(
     deviation): the uplift at fixed points is a mean over rows, close to normal, and a
     percentile would need ~20/alpha resamples at the small levels late attempts get
     (alpha * 2**-k). Passes when the lower bound is at least `min_uplift` and above zero.
+
+    Skewed money (a rare large loss, e.g. a constant-decision champion against a scored
+    challenger) makes the studentised uplift skewed the other way: the normal bound then
+    promoted 7.4% of no-better challengers at 150 rows where attempt 1 allows 2.5%
+    (tests/test_promotion_soundness.py). The side with the heavy tail is widened by the
+    Cornish-Fisher term of a studentised mean, z -> z + |g| (2 z^2 + 1) / 6 with g the
+    bootstrap uplifts' skewness (the mean's skewness); never narrowed (2.4% there).
     """
     z = NormalDist().inv_cdf(1.0 - alpha) if alpha > 0 else math.inf
     sd = float(np.std(uplifts, ddof=1)) if len(uplifts) > 1 else 0.0
-    lower = observed - z * sd if sd > 0 else observed
-    upper = observed + z * sd if sd > 0 else observed
+    skew = 0.0
+    if sd > 0 and alpha > 0:
+        centred = np.asarray(uplifts, dtype=float) - float(np.mean(uplifts))
+        skew = float(np.mean(centred**3) / np.mean(centred**2) ** 1.5)
+    widen = (2.0 * z * z + 1.0) / 6.0 if alpha > 0 else 0.0
+    lower = observed - (z + max(0.0, -skew) * widen) * sd if sd > 0 else observed
+    upper = observed + (z + max(0.0, skew) * widen) * sd if sd > 0 else observed
     if alpha <= 0:
         lower, upper = -math.inf, math.inf
     return {
@@ -291,6 +313,111 @@ def compare(
     }
 
 
+def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Two-sided percentile interval of bootstrap samples at `confidence`."""
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(samples, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def decision_churn(
+    model: ValueModel,
+    y: np.ndarray,
+    new_scores: np.ndarray,
+    new_point: float,
+    champion_scores: np.ndarray,
+    champion_point: float,
+    amount: np.ndarray | None,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+) -> dict[str, Any]:
+    """Which decisions flip between the champion and the new model, and what the flips
+    are worth, on the comparison rows (inputs shape (n,), both models at their fixed
+    points).
+
+    `flipped_share`: the share of cases decided differently, split by direction
+    (`new_acts`: the new model acts where the champion did not; `new_holds`: the reverse);
+    each direction's `value_per_period`: the new model's minus the champion's case values
+    on those rows, summed and scaled to currency per period (over all n rows, so the two
+    directions add up to the whole uplift: where both decide alike they are worth the
+    same), with a two-sided paired-bootstrap interval at `confidence`. Regression (an
+    offset, no act / not-act decision): `applies` False."""
+    if model.point_kind != "threshold":
+        return {"applies": False, "note": "regression: every case gets a number, none flips"}
+    new = np.asarray(model.decide(new_scores, new_point)["decision"], dtype=bool)
+    old = np.asarray(model.decide(champion_scores, champion_point)["decision"], dtype=bool)
+    values = case_values_at_points(
+        model,
+        y,
+        {"new": new_scores, "champion": champion_scores},
+        {"new": new_point, "champion": champion_point},
+        amount,
+    )
+    gain = values["new"] - values["champion"]
+    masks = {"new_acts": new & ~old, "new_holds": ~new & old}
+    n = len(y)
+    boot = bootstrap_at_points(
+        {name: np.where(mask, gain, 0.0) for name, mask in masks.items()},
+        model.volume,
+        n_resamples,
+        seed,
+    )
+    flipped = masks["new_acts"] | masks["new_holds"]
+    record: dict[str, Any] = {
+        "applies": True,
+        "rows": n,
+        "flipped": int(flipped.sum()),
+        "flipped_share": float(flipped.mean()) if n else 0.0,
+        "confidence": confidence,
+    }
+    for name, mask in masks.items():
+        low, high = _interval(boot[name], confidence)
+        record[name] = {
+            "rows": int(mask.sum()),
+            "share": float(mask.mean()) if n else 0.0,
+            "value_per_period": float(gain[mask].sum() / n * model.volume) if n else 0.0,
+            "ci_lower": low,
+            "ci_upper": high,
+        }
+    low, high = _interval(boot["new_acts"] + boot["new_holds"], confidence)
+    record["value_per_period"] = (
+        record["new_acts"]["value_per_period"] + record["new_holds"]["value_per_period"]
+    )
+    record["ci_lower"], record["ci_upper"] = low, high
+    return record
+
+
+def seed_stability(
+    model: ValueModel,
+    y: np.ndarray,
+    amount: np.ndarray | None,
+    shipped: tuple[np.ndarray, float],
+    refits: list[dict[str, Any]],
+    observed_uplift: float,
+) -> dict[str, Any]:
+    """How much the new model's value moves with the seed alone, on the comparison rows.
+
+    `shipped`: (scores (n,), point) of the model as it ships; `refits`: the same config
+    refitted with other seeds, each {"seed", "scores" (n,), "point" (its own, out of
+    fold)}. Returns each seed's value per period, the `spread` (max - min over the shipped
+    model and the refits, currency per period) and `noise`: the observed uplift over the
+    champion is not larger than that spread."""
+    values = {"shipped": model.value_at_point(y, shipped[0], shipped[1], amount)}
+    for refit in refits:
+        values[f"seed {refit['seed']}"] = model.value_at_point(
+            y, refit["scores"], refit["point"], amount
+        )
+    spread = float(max(values.values()) - min(values.values()))
+    return {
+        "seeds": [refit["seed"] for refit in refits],
+        "value_per_period": {k: float(v) for k, v in values.items()},
+        "spread": spread,
+        "observed_uplift": observed_uplift,
+        "noise": bool(observed_uplift <= spread),
+    }
+
+
 def deploy_decision(
     config: Config,
     model: ValueModel,
@@ -303,6 +430,7 @@ def deploy_decision(
     champion: ChampionEvidence | None = None,
     attempt: dict[str, Any] | None = None,
     honest: dict[str, Any] | None = None,
+    seed_refits: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The deploy decision record.
 
@@ -310,7 +438,13 @@ def deploy_decision(
     (reports/evaluation.json `final.test`); `y_test`, `new_scores`, `amount`: shape (n,)
     over the test split; `new_point`: the threshold / offset the new model ships with;
     `champion`: None when the registry has none (or none comparable); `attempt`: from
-    `budget_attempt` (needed with a champion); `honest`: the assessment's honest estimate.
+    `budget_attempt` (needed with a champion); `honest`: the assessment's honest estimate;
+    `seed_refits`: called only when the champion is compared, returns the final model
+    refitted with other seeds ({"seed", "scores" (n,) over the test split, "point"}) for
+    `seed_stability` (None or deploy.seed_stability.seeds 0: not measured).
+
+    With a comparison the record also holds `churn` (`decision_churn`) and, when measured,
+    `seed_stability`: an uplift within the seeds' spread is noise and is not promoted.
 
     Keys: `packaged` (a bundle is written), `promote` (it may become the champion),
     `refused` (the gate said no: `deploy.strict` fails the run), `reason` (one sentence,
@@ -364,13 +498,20 @@ def deploy_decision(
     record["fresh_rows"] = dict(champion.lineage)
     fresh = champion.fresh
     n_fresh = 0 if fresh is None else int(fresh.sum())
-    if fresh is None or n_fresh < deploy.min_fresh_rows:
-        why = (
-            champion.lineage.get("note", "it records no rows")
-            if fresh is None
-            else f"only {n_fresh} of the {len(y_test)} test rows were seen by neither model "
-            f"(deploy.min_fresh_rows: {deploy.min_fresh_rows})"
-        )
+    fewest = fewest_class_rows(config.data.task, y_test, fresh)
+    if fresh is None or n_fresh < deploy.min_fresh_rows or fewest < deploy.min_fresh_per_class:
+        if fresh is None:
+            why = champion.lineage.get("note", "it records no rows")
+        elif n_fresh < deploy.min_fresh_rows:
+            why = (
+                f"only {n_fresh:,} of the {len(y_test):,} test rows were seen by neither model "
+                f"(deploy.min_fresh_rows: {deploy.min_fresh_rows:,})"
+            )
+        else:
+            why = (
+                f"the {n_fresh:,} test rows seen by neither model hold only {fewest} of one "
+                f"class (deploy.min_fresh_per_class: {deploy.min_fresh_per_class})"
+            )
         record.update(packaged=True, promote=False, refused=True)
         record["reason"] = (
             f"{final} cannot be compared fairly with champion {champion.name}: {why}. "
@@ -411,6 +552,30 @@ def deploy_decision(
     record["versus_champion"] = verdict
     record["budget"] = attempt
     passed = verdict["passed"]
+    y_fresh = y_test[fresh]
+    amount_fresh = None if amount is None else amount[fresh]
+    record["churn"] = decision_churn(
+        model,
+        y_fresh,
+        new_scores[fresh],
+        new_point,
+        champion.scores[fresh],
+        champion.point,
+        amount_fresh,
+        deploy.n_resamples,
+        config.seed,
+        deploy.confidence,
+    )
+    stability = None
+    if seed_refits is not None and deploy.seed_stability.seeds > 0:
+        refits = [{**r, "scores": np.asarray(r["scores"])[fresh]} for r in seed_refits()]
+        stability = seed_stability(
+            model, y_fresh, amount_fresh, (new_scores[fresh], new_point), refits, observed
+        )
+        record["seed_stability"] = stability
+    noise = passed and stability is not None and stability["noise"]
+    if noise:
+        passed = False
     record.update(packaged=passed, promote=passed, refused=not passed)
     bar = f"the {_money(deploy.min_uplift)} {unit} needed" if deploy.min_uplift > 0 else "zero"
     level = f"{verdict['confidence']:.4g}"
@@ -418,17 +583,39 @@ def deploy_decision(
         f"attempt {attempt['attempt']} on these test rows, {attempt['left']:.3g} of the "
         f"{attempt['budget']:.3g} budget left"
     )
-    if passed:
+    churn = record["churn"]
+    flips = (
+        f"; decisions flip on {churn['flipped_share']:.1%} of the cases"
+        if churn.get("applies")
+        else ""
+    )
+    if stability is not None:
+        flips += (
+            f"; seed spread {_money(stability['spread'])} {unit} over "
+            f"{len(stability['seeds']) + 1} seeds"
+        )
+    if noise:
+        assert stability is not None
+        record["reason"] = (
+            f"{final} beats champion {champion.name} by {_money(observed)} {unit} on the "
+            f"{n_fresh} test rows neither model has seen ({level} lower bound "
+            f"{_money(verdict['ci_lower'])} >= {bar}; {budget}), but that uplift is within "
+            f"the {_money(stability['spread'])} {unit} the same config moves by across "
+            f"{len(stability['seeds']) + 1} seeds (deploy.seed_stability): noise, not "
+            "packaged"
+        )
+    elif passed:
         record["reason"] = (
             f"{final} beats champion {champion.name} by {_money(observed)} {unit} on the "
             f"{n_fresh} test rows neither model has seen, at their shipped operating points "
-            f"({level} lower bound {_money(verdict['ci_lower'])} >= {bar}; {budget}): packaged"
+            f"({level} lower bound {_money(verdict['ci_lower'])} >= {bar}; {budget}{flips}): "
+            "packaged"
         )
     else:
         record["reason"] = (
             f"{final} does not beat champion {champion.name} by enough: uplift "
             f"{_money(observed)} {unit} on the {n_fresh} test rows neither model has seen, at "
             f"their shipped operating points; {level} lower bound "
-            f"{_money(verdict['ci_lower'])} is not above {bar} ({budget}): not packaged"
+            f"{_money(verdict['ci_lower'])} is not above {bar} ({budget}{flips}): not packaged"
         )
     return record

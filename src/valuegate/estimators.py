@@ -19,11 +19,13 @@ pipeline holding one cross-validates, tunes and is saved by skops like any other
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.model_selection import train_test_split
+from xgboost.callback import TrainingCallback
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,39 @@ log = logging.getLogger(__name__)
 # part) the stopping point would be noise: the inner estimator is fitted on all rows at
 # its own cap instead, and a warning says so.
 MIN_VALIDATION_ROWS = 20
+
+
+class OverBudgetError(RuntimeError):
+    """A fit stopped because its deadline passed (`Deadline`)."""
+
+
+class Deadline(TrainingCallback):
+    """An xgboost callback that stops a fit once `deadline` (a `time.monotonic()` value) has
+    passed, after the boosting round in progress, by raising `OverBudgetError`: the fit is
+    abandoned, not truncated (a model cut at an arbitrary round would be valued as if it
+    were the trial's). Tuning sets it on each trial's fits (`tune.trial_timeout`); it is
+    never on a fitted model that is saved."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        if time.monotonic() > self.deadline:
+            raise OverBudgetError(f"stopped after boosting round {epoch + 1}")
+        return False
+
+
+def set_deadline(pipeline: Any, deadline: float) -> bool:
+    """Put a `Deadline` on the xgboost estimator of `pipeline` (unfitted; also inside an
+    early-stopping wrapper), in place. False when the estimator has no per-round hook
+    (scikit-learn's forests and HistGradientBoosting: their fits cannot be stopped from
+    outside, so the caller checks the deadline between fits)."""
+    final = pipeline.steps[-1][1]
+    inner = final.estimator if isinstance(final, _EarlyStopping) else final
+    if not type(inner).__module__.startswith("xgboost"):
+        return False
+    inner.set_params(callbacks=[Deadline(deadline)])
+    return True
 
 
 def inner_split(

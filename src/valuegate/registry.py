@@ -2,7 +2,8 @@
 
     models/registry/<data.name>/     (deploy.registry)
         v1/, v2/, ...        bundles (valuegate.bundle), each written atomically
-        champion.json        {"champion": "v2", "history": ["v1", "v2"]}
+        champion.json        {"champion": "v2", "history": ["v1", "v2"]} (+ "demoted": the
+                             versions rolled back from)
         budget.json          the deploy gate's looks at each test split (deploy.py)
 
 The `package` stage declares the registry as a DVC output with `persist: true` (DVC would
@@ -77,6 +78,13 @@ class Registry:
     @property
     def champion(self) -> str | None:
         return self._pointer()["champion"]
+
+    def replaced(self, version: str) -> str | None:
+        """The champion `version` replaced when it was promoted (the version before it in
+        the champion history), or None (it was the first, or never a champion)."""
+        history = self._pointer()["history"]
+        i = history.index(version) if version in history else 0
+        return history[i - 1] if i > 0 else None
 
     def path_of(self, name: str) -> Path:
         """`champion`, a version (`v3`) or a bundle directory path -> its directory."""
@@ -247,7 +255,35 @@ class Registry:
         except ArtifactError:
             history = []
         history = [v for v in history if v != version] + [version]
-        atomic_write_json(self.root / POINTER, {"champion": version, "history": history})
+        pointer = {"champion": version, "history": history}
+        demoted = [v for v in self._demoted() if v != version]
+        if demoted:
+            pointer["demoted"] = demoted
+        atomic_write_json(self.root / POINTER, pointer)
+
+    def _demoted(self) -> list[str]:
+        """Versions rolled back from (so never promoted again without a person)."""
+        try:
+            demoted = self._pointer().get("demoted", [])
+        except ArtifactError:
+            return []
+        return [v for v in demoted if isinstance(v, str)] if isinstance(demoted, list) else []
+
+    def unfinished_promotion(self, version: str) -> bool:
+        """Was `version` packaged to be promoted by a run that stopped before promoting it?
+        Its manifest's deploy gate said promote, and it was never the champion (not in the
+        pointer's history, nor rolled back from): a rerun finishes the promotion instead
+        of leaving a passing challenger unpromoted. A version a person rolled back from,
+        or one packaged without promotion, is never promoted this way."""
+        try:
+            pointer = self._pointer()
+            manifest = read_manifest(self.root / version)
+        except ArtifactError:
+            return False
+        if version in pointer["history"] or version in self._demoted():
+            return False
+        gate = manifest.get("deploy_gate", {})
+        return bool(isinstance(gate, dict) and gate.get("promote"))
 
     def rollback(self) -> str:
         """Make the previous champion the champion again; return it."""
@@ -258,6 +294,9 @@ class Registry:
                 f"nothing to roll back to: the registry {self.root} has had "
                 f"{len(history)} champion(s)."
             )
+        demoted = [v for v in self._demoted() if v != history[-1]] + [history[-1]]
         history = history[:-1]
-        atomic_write_json(self.root / POINTER, {"champion": history[-1], "history": history})
+        atomic_write_json(
+            self.root / POINTER, {"champion": history[-1], "history": history, "demoted": demoted}
+        )
         return history[-1]

@@ -184,12 +184,15 @@ def guard_fit(
     numeric: list[str],
     categorical: list[str],
     resources: Any,
+    train_rows: int | None = None,
 ) -> MemoryEstimate:
     """Estimate fitting `spec` (a ModelSpec) on `frame` and raise `BudgetError` (one line,
-    naming the column and the fixes) when it is over `resources.max_memory_gb`."""
+    naming the column and the fixes) when it is over `resources.max_memory_gb`.
+    `train_rows`: the training split's rows when `frame` is a sample of it (the encoding
+    `auto` picks depends on them); default len(frame)."""
     from valuegate.models import SPARSE_ONEHOT, categorical_encoding, categorical_limits
 
-    encoding = categorical_encoding(spec)
+    encoding = categorical_encoding(spec, len(frame) if train_rows is None else train_rows)
     min_frequency, max_categories = categorical_limits(spec)
     estimate = estimate_fit(
         frame,

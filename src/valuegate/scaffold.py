@@ -287,6 +287,11 @@ def _build(work: Path, source: Path, example_name: str, example: Example, name: 
     if (source / "data" / "README.md").is_file():
         text = data_readme((source / "data" / "README.md").read_text(), example.files)
         (work / "data" / "raw" / "README.md").write_text(text)
+    # The prepare stage's dependency on appended labelled windows (docs/retrain.md).
+    from valuegate.retrain.labels import APPENDED, APPENDED_README
+
+    (work / APPENDED).mkdir(parents=True, exist_ok=True)
+    (work / APPENDED / "README.md").write_text(APPENDED_README)
     for file in REQUEST_EXAMPLES.get(example_name, ()):
         _copy(source / "examples" / file, work / "docs" / "examples" / file)
     (work / "README.md").write_text(readme(name, example_name, example))

@@ -100,7 +100,7 @@ def run_one(
     returns its summary row (without `run` and `overrides`). `cache` keeps the raw tables
     read so far (keyed by the data config) and the data prepared and assessed so far, so
     a grid over model or objective settings reads, prepares and assesses once."""
-    from valuegate.data import file_sha256, load_raw
+    from valuegate.data import load_raw, source_sha256
     from valuegate.pipeline import run, steps
     from valuegate.pipeline.common import as_recorded
     from valuegate.stages.outputs import write_result
@@ -109,7 +109,7 @@ def run_one(
     write_params(raw, run_dir / "params.yaml")
     data_key = json.dumps(config.data.model_dump(), sort_keys=True, default=str)
     if data_key not in cache:
-        cache[data_key] = (load_raw(config.data), file_sha256(config.data.path))
+        cache[data_key] = (load_raw(config.data), source_sha256(config.data))
     frame, digest = cache[data_key]
     cache.setdefault("pipeline", {})
     result = run(

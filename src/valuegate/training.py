@@ -23,9 +23,10 @@ from valuegate.business import fixed_operating_point, value_model
 from valuegate.calibration import apply_calibration, fit_calibration
 from valuegate.config.schema import Config, ModelSpec
 from valuegate.data import Schema, target_vector
+from valuegate.distributed.train import fits_on_dask
 from valuegate.errors import DataError
 from valuegate.folds import fold_kind, make_folds
-from valuegate.models import build_pipeline, predict_scores
+from valuegate.models import build_pipeline, fit_pipeline, predict_scores
 from valuegate.resources import apply_threads, guard_fit
 
 SCORED_SPLITS = ("valid", "test")
@@ -88,9 +89,10 @@ def cross_fit_scores(
             log.warning("%s: a cross-fitting fold trains on one class; its rows are skipped", key)
             continue
         pipeline = build_pipeline(
-            key, spec, schema.task, schema.numeric, schema.categorical, config.seed, time_ordered
-        )
-        pipeline.fit(features.iloc[fit_rows], y[fit_rows])
+            key, spec, schema.task, schema.numeric, schema.categorical, config.seed, time_ordered,
+            train_rows=len(train),  # encoded as the final fit is (models.categorical_encoding)
+        )  # fmt: skip
+        fit_pipeline(pipeline, features.iloc[fit_rows], y[fit_rows])
         positions.append(score_rows)
         scores.append(predict_scores(pipeline, features.iloc[score_rows], schema.task))
     if not positions:
@@ -117,17 +119,32 @@ def fit_model(
     # The machine budget first: threads for every library, and a fit that would not fit
     # in memory stops here, naming the column (valuegate.resources).
     apply_threads(config.resources)
-    guard_fit(key, spec, splits["train"], schema.numeric, schema.categorical, config.resources)
+    # With resources.dask_scheduler an xgboost fit runs on the Dask cluster
+    # (valuegate.distributed): only the cross-fit below runs here, on its capped rows.
+    on_dask = fits_on_dask(config.resources, spec)
+    if not on_dask:
+        guard_fit(key, spec, splits["train"], schema.numeric, schema.categorical, config.resources)
     # The training split is in time order when the split is by time (early stopping then
     # stops on its last rows).
     time_ordered = config.data.split.method == "time"
-    pipeline = build_pipeline(
-        key, spec, schema.task, schema.numeric, schema.categorical, config.seed, time_ordered
-    )
     train = splits["train"]
     y = target_vector(train, config.data)
     started = time.perf_counter()
-    pipeline.fit(train[schema.features], y)
+    engine: dict[str, Any] = {}
+    if on_dask:
+        from valuegate.distributed.train import fit_frame_on_dask
+
+        fitted = fit_frame_on_dask(
+            key, spec, config.data, schema.numeric, schema.categorical, config.seed, train,
+            config.resources, time_ordered,
+        )  # fmt: skip
+        pipeline, engine = fitted.pipeline, {"fitted_on": fitted.info}
+    else:
+        pipeline = build_pipeline(
+            key, spec, schema.task, schema.numeric, schema.categorical, config.seed, time_ordered,
+            train_rows=len(train),
+        )  # fmt: skip
+        fit_pipeline(pipeline, train[schema.features], y)
     fit_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -173,6 +190,7 @@ def fit_model(
         "train_rows": len(train),
         "operating_point": point,
         "calibration": calibration,
+        **engine,
     }
     return FittedModel(
         name, pipeline, pd.concat(parts, ignore_index=True), fit_seconds, info, cross_fit_seconds

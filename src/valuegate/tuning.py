@@ -22,9 +22,10 @@ import hashlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from optuna.trial import TrialState
 from valuegate.business import ValueModel
 from valuegate.config.schema import Constraint, ModelSpec, SearchDim
 from valuegate.errors import ArtifactError, ConfigError
+from valuegate.estimators import OverBudgetError, set_deadline
 from valuegate.folds import fold_kind, make_folds
 from valuegate.logs import show_progress
 from valuegate.models import (
@@ -43,10 +45,19 @@ from valuegate.models import (
     build_pipeline,
     check_param_names,
     estimator_class,
+    fit_pipeline,
     predict_scores,
 )
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class TrialOverBudget(optuna.TrialPruned):
+    """A trial stopped by its time budget (`tune.trial_timeout`, or what was left of
+    `tune.timeout`). Told to the study as PRUNED, with the reason in the trial's user attr
+    `stopped`: it counts as finished (a study whose every trial runs long still ends), and
+    TPE ranks it with the pruned ones, so the sampler moves away from slow regions."""
+
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +144,14 @@ class TuningProblem:
     worker: int = 0
     fold_kind: str = "kfold"  # valuegate.folds.fold_kind of `folds`
     time_ordered: bool = False  # rows in time order (early stopping stops on the last ones)
+    # tune.sample_rows: {"rows", "of", "how", "seed"} when trials use a sample of the
+    # training split ({}: every row)
+    sample: dict[str, Any] = field(default_factory=dict)
+    trial_timeout: float | None = None  # seconds per trial (tune.trial_timeout)
+    study_deadline: float | None = None  # time.monotonic() when tune.timeout runs out
+    # rows of the whole training split (X may be a sample): the encoding `auto` picks
+    # depends on them, and trials must encode as the refit on every row will
+    train_rows: int | None = None
 
     def params_for(self, suggested: dict[str, Any]) -> ModelSpec:
         params = {**self.spec.params, **suggested, **self.estimator_overrides}
@@ -140,16 +159,29 @@ class TuningProblem:
         params = {k: v for k, v in params.items() if k in accepted}
         return self.spec.model_copy(update={"params": params})
 
-    def fold_scores(self, spec: ModelSpec, fold: tuple) -> tuple[np.ndarray, np.ndarray]:
+    def fold_scores(
+        self, spec: ModelSpec, fold: tuple, deadline: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Fit on the fold's training rows; (positions (m,) of its held-out rows, their raw
-        scores (m,)). A binary fold whose training rows hold one class scores nothing."""
+        scores (m,)). A binary fold whose training rows hold one class scores nothing.
+        With `deadline` (a `time.monotonic()` value) an xgboost fit raises
+        `estimators.OverBudgetError` after the first boosting round that ends past it."""
         train_idx, test_idx = fold
         if self.task == "binary" and len(np.unique(self.y[train_idx])) < 2:
             return np.array([], dtype=int), np.array([], dtype=float)
         pipeline = build_pipeline(
-            self.key, spec, self.task, self.numeric, self.categorical, self.seed, self.time_ordered
+            self.key,
+            spec,
+            self.task,
+            self.numeric,
+            self.categorical,
+            self.seed,
+            self.time_ordered,
+            train_rows=self.train_rows,
         )
-        pipeline.fit(self.X.iloc[train_idx], self.y[train_idx])
+        if deadline is not None:
+            set_deadline(pipeline, deadline)
+        fit_pipeline(pipeline, self.X.iloc[train_idx], self.y[train_idx])
         return np.asarray(test_idx), predict_scores(pipeline, self.X.iloc[test_idx], self.task)
 
     def pooled_value(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -174,13 +206,46 @@ class TuningProblem:
         """Value of one fold alone, at the point chosen on its own scores."""
         return self.pooled_value([self.fold_scores(spec, fold)])
 
+    def budget(self, started: float) -> tuple[float | None, str]:
+        """(the trial's deadline as a `time.monotonic()` value or None, the setting that
+        sets it): `trial_timeout` seconds from `started`, or the end of the study's
+        `tune.timeout` when that comes first."""
+        options = []
+        if self.trial_timeout is not None:
+            options.append(
+                (started + self.trial_timeout, f"tune.trial_timeout ({self.trial_timeout:g} s)")
+            )
+        if self.study_deadline is not None:
+            options.append((self.study_deadline, "tune.timeout (the study's time ran out)"))
+        return min(options) if options else (None, "")
+
+    def over_budget(self, trial: optuna.Trial, started: float, why: str, done: int) -> None:
+        """Record why the trial stopped (user attr `stopped`) and raise `TrialOverBudget`."""
+        reason = (
+            f"over {why}: stopped after {time.monotonic() - started:.0f} s, "
+            f"{done} of {len(self.folds)} folds done"
+        )
+        trial.set_user_attr("stopped", reason)
+        raise TrialOverBudget(reason)
+
     def objective(self, trial: optuna.Trial) -> float:
+        """The trial's value per period (see the class). Its time budget (`budget`) is
+        checked before each fold and, for xgboost, after every boosting round (an
+        `estimators.Deadline` callback): a trial runs at most its budget plus one boosting
+        round, or plus one fold's fit for an estimator with no round hook."""
+        started = time.monotonic()
+        deadline, why = self.budget(started)
         spec = self.params_for(suggest(trial, self.spec.search_space))
         trial.set_user_attr("worker", self.worker)
         pruned_study = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         for index, fold in enumerate(self.folds):
-            parts.append(self.fold_scores(spec, fold))
+            if deadline is not None and time.monotonic() > deadline:
+                self.over_budget(trial, started, why, index)
+            try:
+                parts.append(self.fold_scores(spec, fold, deadline))
+            except OverBudgetError:
+                self.over_budget(trial, started, why, index)
             if pruned_study:
                 # The running value: the point chosen once on the folds done so far.
                 value = self.pooled_value(parts)
@@ -303,10 +368,9 @@ def run_study(
     then stops, leaving the remaining slots to the workers running them.
 
     `on_trial(study, number, state, value)` runs after each trial this process finished
-    ("complete" with its value, "pruned" with None): the progress report.
+    ("complete" with its value, "pruned" with None, "stopped" with None for a trial over
+    its time budget, `TrialOverBudget`): the progress report.
     """
-    import time
-
     started = time.monotonic()
     while True:
         trials = study.get_trials(deepcopy=False)
@@ -330,10 +394,11 @@ def run_study(
             return "n_trials"
         try:
             value = objective(trial)
-        except optuna.TrialPruned:
+        except optuna.TrialPruned as exc:
             study.tell(trial, state=TrialState.PRUNED)
             if on_trial is not None:
-                on_trial(study, trial.number, "pruned", None)
+                state = "stopped" if isinstance(exc, TrialOverBudget) else "pruned"
+                on_trial(study, trial.number, state, None)
             continue
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
@@ -381,6 +446,9 @@ class StudyResult:
     trials: pd.DataFrame
     folds: dict[str, Any] | None = None  # kind, n_folds, how (see FOLD_KINDS)
     stop_rule: str = ""  # what the stop-on-value rule means, in words
+    # trials stopped by their time budget (counted in n_pruned too; TrialOverBudget)
+    n_over_budget: int = 0
+    sample: dict[str, Any] | None = None  # tune.sample_rows: rows, of, how, seed; None: all
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -390,11 +458,13 @@ class StudyResult:
             "stop_reason": self.stop_reason,
             "stop_rule": self.stop_rule,
             "folds": self.folds,
+            "sample": self.sample,
             "best_cv_value_per_period": self.best_value,
             "best_params": self.best_params,
             "trials_complete": self.n_complete,
             "trials_pruned": self.n_pruned,
             "trials_failed": self.n_failed,
+            "trials_over_budget": self.n_over_budget,
             "seconds": round(self.seconds, 1),
         }
 
@@ -437,6 +507,13 @@ def create_study(
 def summarise(study: optuna.Study, candidate: str, stop_reason: str, seconds: float):
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    stopped = [t.user_attrs["stopped"] for t in trials if "stopped" in t.user_attrs]
+    if not complete and stopped:
+        raise ConfigError(
+            f"tuning {candidate}: no trial completed: {len(stopped)} of {len(trials)} were "
+            f"stopped by their time budget (the last: {stopped[-1]}). Raise tune.trial_timeout "
+            "(or tune.timeout), or tune on fewer rows (tune.sample_rows)."
+        )
     if not complete:
         raise ConfigError(
             f"tuning {candidate}: no trial completed ({len(trials)} ran); see the errors above."
@@ -456,6 +533,7 @@ def summarise(study: optuna.Study, candidate: str, stop_reason: str, seconds: fl
         ),
         seconds=seconds,
         trials=trials_table(study),
+        n_over_budget=len(stopped),
     )
 
 
@@ -467,11 +545,13 @@ def build_problem(config: Any, schema: Any, train: pd.DataFrame, candidate: str)
     key = f"model.{candidate}"
     spec = config.model[candidate]
     check_search_space(key, spec, schema.task)
+    train_rows = len(train)
+    train, sample = tuning_sample(config, schema, train)
     # resources.threads shared by the tune workers; a trial's fit must fit in memory
     from valuegate.resources import apply_threads, guard_fit
 
     apply_threads(config.resources, workers=config.tune.n_jobs)
-    guard_fit(key, spec, train, schema.numeric, schema.categorical, config.resources)
+    guard_fit(key, spec, train, schema.numeric, schema.categorical, config.resources, train_rows)
     y = target_vector(train, config.data)
     accepted = _accepted_params(estimator_class(spec.estimator, schema.task))
     # Several worker processes share the cores: one thread per estimator then.
@@ -493,7 +573,37 @@ def build_problem(config: Any, schema: Any, train: pd.DataFrame, candidate: str)
         fold_kind=kind,
         time_ordered=config.data.split.method == "time",
         estimator_overrides=overrides,
+        sample=sample,
+        trial_timeout=config.tune.trial_timeout,
+        train_rows=train_rows,
     )
+
+
+def tuning_sample(
+    config: Any, schema: Any, train: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The training rows trials are cross-validated on, and the record of the sample.
+
+    Above `tune.sample_rows` rows, a seeded sample of that many (`data.sample_positions`,
+    the sampler of `data.sample_rows`: stratified by the label for a binary task, uniform
+    for regression; kept in their order, so a time split still folds forward in time).
+    Trials only rank settings; the best ones are refit on every training row (`refit_best`).
+    Returns (rows, {} when every row is used, else {"rows", "of", "how", "seed"})."""
+    from valuegate.data import sample_positions, target_vector
+
+    limit = config.tune.sample_rows
+    if limit is None or len(train) <= limit:
+        return train, {}
+    binary = schema.task == "binary"
+    y = target_vector(train, config.data) if binary else np.zeros(len(train))
+    rows = sample_positions(y, limit, binary, config.seed)
+    record = {
+        "rows": len(rows),
+        "of": len(train),
+        "how": "stratified by the label" if binary else "uniform",
+        "seed": config.seed,
+    }
+    return train.iloc[rows].reset_index(drop=True), record
 
 
 # What a trial's value means; change it whenever that changes, so that a study valued
@@ -553,16 +663,16 @@ def tune_candidate(
     waits there until worker 0 has closed trials a killed run left open); `on_study_ready`
     runs once worker 0 has done that.
     """
-    import time
-
     tune = config.tune
     problem = build_problem(config, schema, train, candidate)
     problem.worker = worker_index
     if before_study is not None:
         before_study()
     storage = open_storage(tune.storage, journal_path)
-    fingerprint = problem_fingerprint(config, schema, candidate, len(train))
+    fingerprint = problem_fingerprint(config, schema, candidate, len(problem.y))
     fingerprint["folds"] = problem.fold_kind  # other folds value trials on other rows
+    if problem.sample:  # other rows (only then: unsampled studies keep their names)
+        fingerprint["sample"] = problem.sample
     name = study_name(candidate, fingerprint)
     study = create_study(
         name, storage, config.seed + worker_index, tune.pruning, forced, tune.pruner
@@ -575,6 +685,8 @@ def tune_candidate(
     started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     unit = f"{config.objective.currency}/{config.objective.period}"
+    if tune.timeout is not None:  # a trial running when the run's time is up stops too
+        problem.study_deadline = time.monotonic() + tune.timeout
     with one_thread_per_worker(tune.n_jobs), Progress(candidate, tune.n_trials, unit) as report:
         reason = run_study(
             study, problem.objective, tune.n_trials, tune.timeout, stopper, on_trial=report
@@ -596,7 +708,18 @@ def tune_candidate(
         "how": FOLD_KINDS[problem.fold_kind],
     }
     result.stop_rule = stop_rule_meaning(tune.min_improvement, tune.patience, unit)
+    result.sample = problem.sample or None
     return result
+
+
+def clock(seconds: float) -> str:
+    """Seconds as "42 s", "3:05" (minutes) or "1:02:05" (hours)."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def progress_line(
@@ -608,11 +731,21 @@ def progress_line(
     finished: int,
     n_trials: int,
     unit: str,
+    took: float | None = None,
+    elapsed: float | None = None,
+    note: str = "",
 ) -> str:
-    """One trial's progress line, in money, e.g. "xgboost trial 7: 12,300 EUR/month
-    (8/40 finished; best 14,100 EUR/month, trial 3)"."""
-    what = f"{value:,.0f} {unit}" if state == "complete" else "pruned"
+    """One trial's progress line, in money, e.g. "xgboost trial 7: 12,300 EUR/month in
+    4 s (8/40 finished; best 14,100 EUR/month, trial 3; 1:05 elapsed)". `took`: the
+    trial's seconds; `elapsed`: the study's so far; `note`: why a "stopped" trial stopped."""
+    what = f"{value:,.0f} {unit}" if state == "complete" else state  # pruned | stopped
+    if took is not None:
+        what += f" in {clock(took)}"
+    if note:
+        what += f" ({note})"
     best_part = f"best {best.value:,.0f} {unit}, trial {best.number}" if best else "none yet"
+    if elapsed is not None:
+        best_part += f"; {clock(elapsed)} elapsed"
     return f"{candidate} trial {number}: {what} ({finished}/{n_trials} finished; {best_part})"
 
 
@@ -626,8 +759,10 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.bar: Any = None
         self._stack = ExitStack()
+        self.started = time.monotonic()
 
     def __enter__(self) -> Progress:
+        self.started = time.monotonic()
         if not log.hasHandlers():  # nothing configured logging: the lines go to stderr
             handler = logging.StreamHandler(self.stream)
             handler.setFormatter(logging.Formatter("tune: %(message)s"))
@@ -655,9 +790,24 @@ class Progress:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
         finished = sum(t.state in FINISHED for t in trials)
+        this = next((t for t in trials if t.number == number), None)
+        took = None
+        if this is not None and this.datetime_start and this.datetime_complete:
+            took = (this.datetime_complete - this.datetime_start).total_seconds()
+        note = this.user_attrs.get("stopped", "") if this is not None else ""
         log.info(
             progress_line(
-                self.candidate, number, state, value, best, finished, self.n_trials, self.unit
+                self.candidate,
+                number,
+                state,
+                value,
+                best,
+                finished,
+                self.n_trials,
+                self.unit,
+                took=took,
+                elapsed=time.monotonic() - self.started,
+                note=note,
             )
         )
         if self.bar is not None:

@@ -94,9 +94,14 @@ def _spec(spec: Any) -> dict[str, Any]:
     }
 
 
-def data_lineage(data: Any, seed: int) -> dict[str, str]:
-    """What prepared splits depend on: the data config and the seed (their fingerprints)."""
-    return {"data": fingerprint(data.model_dump(mode="json")), "seed": fingerprint(seed)}
+def data_lineage(data: Any, seed: int, window: Any = None) -> dict[str, str]:
+    """What prepared splits depend on: the data config and the seed (their fingerprints).
+    `window` (retrain.window) joins the data fingerprint only when it is set (`until`), so
+    every artifact's lineage changes with it and runs without one keep their fingerprints."""
+    payload = data.model_dump(mode="json")
+    if window is not None and window.until is not None:
+        payload = {"data": payload, "retrain.window": window.model_dump(mode="json")}
+    return {"data": fingerprint(payload), "seed": fingerprint(seed)}
 
 
 def config_fingerprints(config: Any) -> dict[str, str]:
@@ -106,7 +111,7 @@ def config_fingerprints(config: Any) -> dict[str, str]:
     fitted model's operating point depends on), tune, assess, deploy, baseline.<name>,
     model.<name> (estimator + params) and model.<name>.search_space.
     """
-    out = data_lineage(config.data, config.seed)
+    out = data_lineage(config.data, config.seed, config.retrain.window)
     for section in ("objective", "gate", "tune", "assess", "deploy"):
         out[section] = fingerprint(getattr(config, section).model_dump(mode="json"))
     out["gate.cross_fit"] = fingerprint(

@@ -362,7 +362,7 @@ class CrossFitConfig(Strict):
 
     folds: int = Field(5, ge=2, le=20)
     max_rows: int | None = Field(
-        None, ge=200, description="cross-fit on at most this many training rows; null = all"
+        50_000, ge=200, description="cross-fit on at most this many training rows; null = all"
     )
     choice_resamples: int = Field(
         200, ge=20, le=10_000, description="bootstrap of the operating-point choice"
@@ -386,6 +386,16 @@ class TuneConfig(Strict):
     candidates: Literal["best", "passed"] = "best"
     n_trials: int = Field(40, ge=1)
     timeout: float | None = Field(1800, gt=0, description="seconds per run; null = no cap")
+    trial_timeout: float | None = Field(
+        300, gt=0, description="seconds per trial; a trial past it is stopped; null = no cap"
+    )
+    sample_rows: int | None = Field(
+        50_000,
+        ge=1000,
+        description="trials use a seeded sample of this many training rows (stratified for "
+        "binary tasks) when the training split is larger; the best params are refit on all "
+        "rows; null = all rows",
+    )
     min_improvement: float = Field(0.0, ge=0, description="currency per period")
     patience: int = Field(15, ge=1)
     n_folds: int = Field(5, ge=2, le=20)
@@ -432,6 +442,14 @@ class TooGoodConfig(Strict):
     )
 
 
+class SeedStabilityConfig(Strict):
+    """deploy.seed_stability: how much value moves with the seed alone (docs/retrain.md)."""
+
+    seeds: int = Field(
+        3, ge=0, le=20, description="other seeds the final model is refitted with; 0 = off"
+    )
+
+
 class DeployConfig(Strict):
     """The deploy gate, the registry and serving."""
 
@@ -442,7 +460,13 @@ class DeployConfig(Strict):
     min_fresh_rows: int = Field(
         100, ge=1, description="test rows neither model saw, needed to compare with the champion"
     )
+    min_fresh_per_class: int = Field(
+        10,
+        ge=1,
+        description="binary tasks: fresh rows of each class needed to compare with the champion",
+    )
     too_good: TooGoodConfig = Field(default_factory=TooGoodConfig)
+    seed_stability: SeedStabilityConfig = Field(default_factory=SeedStabilityConfig)
     promote: bool = True
     strict: bool = False
     serve: ServeConfig = Field(default_factory=ServeConfig)
@@ -592,7 +616,7 @@ class AssessConfig(Strict):
 
 # ------------------------------------------------------------------------ monitor
 
-MONITOR_ALERTS = ("drift", "schema", "value")
+MONITOR_ALERTS = ("drift", "schema", "value", "rollback")
 """Alert kinds `monitor.fail_on` may list (docs/monitoring.md)."""
 
 
@@ -646,7 +670,7 @@ class MonitorConfig(Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1, description="of every value interval")
     window: MonitorWindow = Field(default_factory=MonitorWindow)
     alerts: MonitorAlerts = Field(default_factory=MonitorAlerts)
-    fail_on: list[Literal["drift", "schema", "value"]] = Field(
+    fail_on: list[Literal["drift", "schema", "value", "rollback"]] = Field(
         default_factory=list, description="alert kinds that make the command exit non-zero"
     )
 
@@ -672,10 +696,154 @@ class ResourcesConfig(Strict):
     max_memory_gb: float = Field(
         4.0, gt=0, description="a stage's estimated peak above this stops it before it starts"
     )
+    # Beyond one machine (valuegate.distributed, docs/scale.md "Beyond one machine"):
+    # null runs in this process; `local:N` starts a local Dask cluster of N worker
+    # processes for the run; `tcp://host:8786` (or tls://) uses a running cluster.
+    dask_scheduler: str | None = Field(
+        None, description="null | local:N | tcp://host:port: where xgboost fits and scoring run"
+    )
+    dask_sample_rows: int = Field(
+        200_000,
+        ge=1_000,
+        description="rows (seeded sample) the preprocessing is fitted on before a Dask fit",
+    )
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _scheduler_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        local = re.fullmatch(r"local:(\d+)", value)
+        if local and 1 <= int(local.group(1)) <= 256:
+            return value
+        if re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?/?", value):
+            return value
+        raise ValueError(
+            f"{value!r} is not a Dask scheduler. Allowed: null (this process), local:N "
+            "(a local cluster of N worker processes, 1-256) or a scheduler address such as "
+            "tcp://host:8786"
+        )
 
 
 class Meta(Strict):
     conf_fingerprint: str
+
+
+# ------------------------------------------------------------------------ retrain
+
+
+class RetrainWindow(Strict):
+    """Which labelled periods a (re)training run may learn from (conf/retrain/default.yaml,
+    docs/retrain.md); `until` null: no window, data.split as declared."""
+
+    until: int | float | str | None = Field(
+        None, description="the newest labelled period (a value of data.time_column)"
+    )
+    rule: Literal["expanding", "sliding", "weighted"] = "expanding"
+    periods: int = Field(2, ge=1, description="sliding: the newest this many periods")
+    decay: float = Field(0.5, gt=0, le=1, description="weighted: rows kept per period older")
+    holdout: float = Field(
+        0.5, gt=0, lt=1, description="share of the newest period's last rows held out as test"
+    )
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _a_scalar(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML's yes/no: never a period
+            raise ValueError(f"{value!r} is a YAML boolean, not a period of data.time_column")
+        return value
+
+
+class RetrainCost(Strict):
+    """What one retrain costs, in objective.currency (the backtest charges it per retrain)."""
+
+    compute: float = Field(0.0, ge=0, description="currency per retrain: machines")
+    review: float = Field(0.0, ge=0, description="currency per retrain: people")
+
+
+TRIGGER_KEYS = {
+    "never": (),
+    "every": ("n",),
+    "value_at_risk": ("threshold",),
+    "drift": ("min_features",),
+}
+"""The keys each retraining trigger takes (retrain/policy.py says what they mean)."""
+
+
+class PolicyConfig(Strict):
+    """One named retraining policy the backtest replays (retrain/policy.py)."""
+
+    trigger: Literal["never", "every", "value_at_risk", "drift"]
+    n: int | None = Field(None, ge=1, description="every: retrain every n periods")
+    threshold: float | None = Field(
+        None, ge=0, description="value_at_risk: currency per objective.period"
+    )
+    min_features: int | None = Field(
+        None, ge=1, description="drift: drift alerts (features + score) needed"
+    )
+
+    @model_validator(mode="after")
+    def _keys_of_its_trigger(self) -> PolicyConfig:
+        takes = TRIGGER_KEYS[self.trigger]
+        for key in ("n", "threshold", "min_features"):
+            if getattr(self, key) is not None and key not in takes:
+                owner = next(t for t, keys in TRIGGER_KEYS.items() if key in keys)
+                raise ValueError(
+                    f"{key!r} is for trigger {owner!r}; trigger {self.trigger!r} takes "
+                    + (", ".join(takes) if takes else "no other key")
+                )
+        if self.trigger == "value_at_risk" and self.threshold is None:
+            raise ValueError(
+                "trigger 'value_at_risk' needs threshold (currency per objective.period: "
+                "retrain when the value at risk is surely worse than -threshold)"
+            )
+        return self
+
+
+class BacktestConfig(Strict):
+    """`valuegate backtest`: retraining policies replayed period by period, in money."""
+
+    periods: list[int | float | str] | None = Field(
+        None, description="production periods replayed, in order; null: all but the first"
+    )
+    period_length: float = Field(
+        1.0, gt=0, description="objective.periods in one replayed period (12: months a year)"
+    )
+    n_resamples: int = Field(1000, ge=100, le=100_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    policies: dict[str, PolicyConfig] = Field(
+        default_factory=lambda: {"never": PolicyConfig(trigger="never")}
+    )
+
+    @field_validator("policies")
+    @classmethod
+    def _named(cls, value: dict[str, PolicyConfig]) -> dict[str, PolicyConfig]:
+        if not value:
+            raise ValueError("name at least one policy, e.g. never: {trigger: never}")
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(name)):
+                raise ValueError(
+                    f"policy name {name!r}: letters, digits and _ only, starting with a letter"
+                )
+        return value
+
+    @field_validator("periods")
+    @classmethod
+    def _distinct(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("give at least one period, or null for all but the first")
+            if len({str(v) for v in value}) != len(value):
+                raise ValueError(f"periods {value} repeat a period")
+        return value
+
+
+class RetrainConfig(Strict):
+    """Retraining on new labelled periods (docs/retrain.md)."""
+
+    window: RetrainWindow = Field(default_factory=RetrainWindow)
+    cost: RetrainCost = Field(default_factory=RetrainCost)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
 
 # ------------------------------------------------------------------------- root
@@ -696,6 +864,17 @@ class Config(Strict):
     assess: AssessConfig = Field(default_factory=AssessConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+
+    @model_validator(mode="after")
+    def _retrain_window_needs_time(self) -> Config:
+        if self.retrain.window.until is not None and not self.data.time_column:
+            raise ValueError(
+                f"retrain.window.until is {self.retrain.window.until!r} but data.time_column "
+                "is null: a window is a range of periods of the time column; name it in "
+                "data.time_column, or set retrain.window.until=null"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

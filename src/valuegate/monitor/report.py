@@ -125,6 +125,52 @@ def drift_chart(windows: list[dict[str, Any]]) -> str:
     return png_img(figure)
 
 
+def rollback_section(windows: list[dict[str, Any]], money: _Money) -> list[str]:
+    """Per labelled window: what rolling back to the previous champion would have been
+    worth (monitor/rollback.py); nothing when there is no previous champion."""
+    rows = [(w["window"], w["rollback"]) for w in windows if w.get("rollback")]
+    if not rows:
+        return []
+    first = rows[0][1]
+    out = [
+        f"<h2>Rollback: {_e(first['champion'])} against the champion it replaced, "
+        f"{_e(first['previous'])}</h2>",
+        "<table><tr><th>window</th><th class='num'>rows compared</th>"
+        "<th class='num'>rolling back would have been worth</th><th>verdict</th></tr>",
+    ]
+    for label, r in rows:
+        if "skipped" in r:
+            out.append(
+                f"<tr><td>{_e(label)}</td><td class='num'>{r.get('rows', 0):,}</td>"
+                f"<td class='num'>n/a</td><td class='muted'>not compared: {_e(r['skipped'])}"
+                "</td></tr>"
+            )
+            continue
+        band = {
+            "value_per_period": r["rollback_worth"],
+            "low": r["rollback_low"],
+            "high": r["rollback_high"],
+            "confidence": r["confidence"],
+        }
+        verdict = (
+            f"<b style='color:{ALERT_COLOUR}'>{_e(r['previous'])} was surely better: "
+            "<code>valuegate models rollback</code></b>"
+            if r["flag"]
+            else f"keep {_e(r['champion'])}"
+        )
+        out.append(
+            f"<tr><td>{_e(label)}</td><td class='num'>{r['rows']:,}</td>"
+            f"<td class='num'>{money.band(band)}</td><td>{verdict}</td></tr>"
+        )
+    out.append(
+        "</table><p class='small muted'>Both models on the same labelled rows (those neither "
+        "was fitted or selected on, when the input can be matched to their row lineage), each "
+        "at the operating point it ships with; the deploy gate's paired bootstrap. Rollback is "
+        "flagged when the whole interval says the previous champion was worth more.</p>"
+    )
+    return out
+
+
 def build_page(record: dict[str, Any]) -> str:
     """The page (HTML text) from the monitoring record (`reports/monitor.json`)."""
     money = _Money(record["currency"], record["period"])
@@ -187,6 +233,7 @@ def build_page(record: dict[str, Any]) -> str:
             + "".join(f"<li>{_e(m)}</li>" for m in warnings)
             + "</ul></div>"
         )
+    body += rollback_section(windows, money)
     summary = record["summary"]
     if summary["estimate_checked_windows"]:
         body.append(

@@ -22,6 +22,7 @@ import pandas as pd
 from valuegate.errors import DataError
 from valuegate.monitor.drift import drift_tests
 from valuegate.monitor.profile import current_counts, reference_counts
+from valuegate.monitor.rollback import PreviousChampion, compare_with_previous, rollback_sentence
 from valuegate.monitor.value import estimated_value, realised_value, value_at_risk
 from valuegate.monitor.windows import Window
 
@@ -56,13 +57,16 @@ def window_record(
     model: Any,
     score_rows: Any,
     settings: dict[str, Any],
+    previous: PreviousChampion | None = None,
 ) -> dict[str, Any]:
     """Everything about one window.
 
     frame: the window's rows (every input column); scores: (n,) calibrated scores given by
     the input (the prediction log, a scored file), or None to score the rows here with
     `score_rows(clean frame) -> (m,)`; y: (n,) labels, NaN where none arrived, or None;
-    settings: alpha, min_distance, confidence, amount_column, new_category_share.
+    settings: alpha, min_distance, confidence, amount_column, new_category_share;
+    previous: the champion the monitored model replaced (monitor/rollback.py), or None:
+    the record's `rollback` then compares the two on the window's labelled rows.
     """
     n = len(frame)
     checked = check_window(frame, fields)
@@ -159,6 +163,27 @@ def window_record(
     covered = None
     if realised is not None and estimated is not None and share == 1.0:
         covered = bool(estimated["low"] <= realised["value_per_period"] <= estimated["high"])
+    rollback = None
+    if previous is not None:
+        labelled_all = np.zeros(n, dtype=bool)
+        labelled_all[np.flatnonzero(good)[labelled]] = True
+        champion_scores = np.full(n, np.nan)
+        champion_scores[good] = window_scores
+        amount_all = None
+        if amount is not None:
+            amount_all = np.full(n, np.nan)
+            amount_all[good] = amount
+        rollback = compare_with_previous(
+            previous,
+            model,
+            frame,
+            labelled_all,
+            None if y is None else np.asarray(y, dtype=float),
+            champion_scores,
+            point,
+            amount_all,
+            confidence,
+        )
     return {
         "window": window.label,
         "start": window.start,
@@ -174,6 +199,7 @@ def window_record(
         },
         "drift": {"tests": tests, "drifted": drifted},
         "schema": schema,
+        "rollback": rollback,
     }
 
 
@@ -187,8 +213,10 @@ def window_alerts(
     """The alerts one window raises: `drift` (features or the score drifted), `schema`
     (rows refused for a type change, new categories above the configured share), `value`
     (the value at risk's upper bound is below -value_drop: we are sure, at the configured
-    confidence, that the model lost more than value_drop per period). Every alert names
-    the money at stake: the window's value at risk and its interval."""
+    confidence, that the model lost more than value_drop per period), `rollback` (the
+    previous champion was surely worth more on the window's labelled rows). Every alert
+    names the money at stake: the window's value at risk and its interval (a rollback
+    alert: what rolling back would have been worth)."""
     alerts = []
     value = record["value"]
     risk = value["at_risk"]
@@ -246,6 +274,19 @@ def window_alerts(
                     f"window {record['window']}: the model is worth less than at deploy by more "
                     f"than {_money(value_drop, currency, period)}: {stake}"
                     + (f"; drifted: {', '.join(drifted)}" if drifted else "")
+                ),
+            }
+        )
+    rollback = record.get("rollback")
+    if rollback and rollback.get("flag"):
+        alerts.append(
+            {
+                "window": record["window"],
+                "kind": "rollback",
+                "features": [],
+                "money": rollback["rollback_worth"],
+                "message": rollback_sentence(
+                    rollback, record["window"], lambda v: _money(v, currency, period)
                 ),
             }
         )

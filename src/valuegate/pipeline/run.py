@@ -92,7 +92,13 @@ def run(
     result = PipelineResult(config)
 
     key = json.dumps(
-        [config.data.model_dump(), config.seed, config.assess.model_dump(), source_sha256],
+        [
+            config.data.model_dump(),
+            config.retrain.window.model_dump(),  # the window changes the splits
+            config.seed,
+            config.assess.model_dump(),
+            source_sha256,
+        ],
         sort_keys=True,
         default=str,
     )

@@ -26,12 +26,15 @@ from valuegate.pipeline.common import Scored, Splits, amounts, as_recorded, scor
 from valuegate.pipeline.evaluate import evaluate
 from valuegate.pipeline.fit import fit_baselines, fit_candidate
 from valuegate.pipeline.gate import gate, gate_refusal
+from valuegate.pipeline.package import FinalModel, Packaged, final_model, package
 from valuegate.pipeline.prepare import prepare
 from valuegate.pipeline.tune import Tuned, WorkerPool, refit_best, selected, tune
 
 __all__ = [
     "ACCEPT_FILE",
     "Assessed",
+    "FinalModel",
+    "Packaged",
     "Scored",
     "Splits",
     "Tuned",
@@ -43,10 +46,12 @@ __all__ = [
     "assessed_data",
     "blocked_error",
     "evaluate",
+    "final_model",
     "fit_baselines",
     "fit_candidate",
     "gate",
     "gate_refusal",
+    "package",
     "prepare",
     "refit_best",
     "remedied_schema",

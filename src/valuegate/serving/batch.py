@@ -18,12 +18,14 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from valuegate.bundle import CSV_NULL_VALUES, Bundle, check_chunk, check_columns, decide
 from valuegate.errors import DataError, ValuegateError
@@ -243,6 +245,123 @@ def predict_file(
         raise OutputError(f"cannot score {source} into {target}: {exc}") from None
 
 
+@dataclass
+class ScoredChunk:
+    """One chunk scored: `rows` rows read; `table` the scored ones (columns row, score,
+    decision, expected_value; `row` counts data rows of the input from 1); `errors`
+    (row number, reason) of the refused rows; per column, the unseen categories and the
+    gaps where training had none. Plain data: a Dask worker returns it to the driver."""
+
+    rows: int
+    table: pa.Table
+    errors: list[tuple[int, str]]
+    unseen: dict[str, int]
+    new_missing: dict[str, int]
+
+    def shifted(self, offset: int) -> ScoredChunk:
+        """The same chunk with its row numbers moved `offset` rows down the input (a
+        partition scored on its own numbers its rows from 1)."""
+        if offset == 0:
+            return self
+        rows = pc.add(self.table.column("row"), pa.scalar(offset, pa.int64()))
+        table = self.table.set_column(0, "row", rows)
+        errors = [(row + offset, why) for row, why in self.errors]
+        return ScoredChunk(self.rows, table, errors, self.unseen, self.new_missing)
+
+
+def score_chunk(bundle: Bundle, chunk: pd.DataFrame, first_row: int = 0) -> ScoredChunk:
+    """Check and score one chunk of input rows (a DataFrame with the bundle's columns):
+    the one per-chunk step of batch scoring, in this process or on a Dask worker.
+    `first_row`: data rows of the input before this chunk."""
+    checked = check_chunk(chunk, bundle.fields, first_row=first_row)
+    keep = ~checked.bad
+    clean = checked.clean.loc[keep]
+    if len(clean):
+        scored = score_frame(bundle, clean)
+        row_numbers = np.arange(first_row + 1, first_row + len(chunk) + 1)
+        scored.insert(0, "row", row_numbers[keep])
+        table = pa.Table.from_pandas(scored, preserve_index=False)
+    else:  # every row of the chunk refused: the same columns and types, no rows
+        table = _empty_output(bundle)
+    return ScoredChunk(len(chunk), table, checked.errors, checked.unseen, checked.new_missing)
+
+
+class ChunkWriter:
+    """Takes scored chunks in input order: applies `on_error` (fail: a DataError naming
+    the first bad rows; skip: report them), counts, and appends to `tmp` (Parquet, or
+    CSV when `as_csv`); `summary()` is predict_file's return value."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        source: Path,
+        tmp: Path,
+        as_csv: bool,
+        on_error: str,
+        report: TextIO,
+        fix_hint: str,
+    ) -> None:
+        self.bundle, self.source, self.tmp, self.as_csv = bundle, source, tmp, as_csv
+        self.on_error, self.report, self.fix_hint = on_error, report, fix_hint
+        self.rows_in = self.rows_out = self.skipped = 0
+        self.unseen: dict[str, int] = {}
+        self.new_missing: dict[str, int] = {}
+        self.writer: Any = None
+        self.closed = False
+
+    def add(self, chunk: ScoredChunk) -> None:
+        errors = chunk.errors
+        if errors:
+            shown = errors[:5]
+            if self.on_error == "fail":
+                more = f" (+{len(errors) - 5} more in this chunk)" if len(errors) > 5 else ""
+                raise DataError(
+                    f"{self.source}: bad row(s): "
+                    + "; ".join(f"row {r}: {why}" for r, why in shown)
+                    + more
+                    + f". {self.fix_hint}"
+                )
+            for row, why in errors:
+                if self.skipped < MAX_REPORTED:
+                    print(f"skipped row {row}: {why}", file=self.report)
+                self.skipped += 1
+        for column, count in chunk.unseen.items():
+            self.unseen[column] = self.unseen.get(column, 0) + count
+        for column, count in chunk.new_missing.items():
+            self.new_missing[column] = self.new_missing.get(column, 0) + count
+        self.rows_in += chunk.rows
+        if self.writer is None:
+            self.writer = _writer(self.tmp, chunk.table.schema, self.as_csv)
+        self.writer.write_table(chunk.table)
+        self.rows_out += chunk.table.num_rows
+
+    def close(self) -> None:
+        if self.writer is not None and not self.closed:
+            self.writer.close()
+            self.closed = True
+
+    def finish(self) -> None:
+        """After the last chunk: a header and no rows is still a valid, empty output."""
+        if self.writer is None:
+            table = _empty_output(self.bundle)
+            self.writer = _writer(self.tmp, table.schema, self.as_csv)
+            self.writer.write_table(table)
+        self.close()
+
+    def summary(self) -> dict[str, Any]:
+        if self.skipped > MAX_REPORTED:
+            print(
+                f"... {self.skipped - MAX_REPORTED} more skipped rows not shown", file=self.report
+            )
+        return {
+            "rows_in": self.rows_in,
+            "rows_scored": self.rows_out,
+            "rows_skipped": self.skipped,
+            "unseen_categories": dict(sorted(self.unseen.items())),
+            "missing_not_in_training": dict(sorted(self.new_missing.items())),
+        }
+
+
 def _score_into(
     bundle: Bundle,
     source: Path,
@@ -254,73 +373,20 @@ def _score_into(
     fix_hint: str,
 ) -> dict[str, Any]:
     as_csv = target.suffix.lower() == ".csv"
-    fields = bundle.fields
-    rows_in = rows_out = skipped = 0
-    unseen: dict[str, int] = {}
-    new_missing: dict[str, int] = {}
     with (
         partial_path(target) as tmp,
         progress(f"score {source.name}", _row_count(source), "row") as bar,
     ):
-        writer: Any = None
+        out = ChunkWriter(bundle, source, tmp, as_csv, on_error, report, fix_hint)
         try:
-            for chunk in _batches(source, fields, chunk_size, encoding):
-                checked = check_chunk(chunk, fields, first_row=rows_in)
-                errors = checked.errors
-                if errors:
-                    shown = errors[:5]
-                    if on_error == "fail":
-                        more = (
-                            f" (+{len(errors) - 5} more in this chunk)" if len(errors) > 5 else ""
-                        )
-                        raise DataError(
-                            f"{source}: bad row(s): "
-                            + "; ".join(f"row {r}: {why}" for r, why in shown)
-                            + more
-                            + f". {fix_hint}"
-                        )
-                    for row, why in errors:
-                        if skipped < MAX_REPORTED:
-                            print(f"skipped row {row}: {why}", file=report)
-                        skipped += 1
-                for column, count in checked.unseen.items():
-                    unseen[column] = unseen.get(column, 0) + count
-                for column, count in checked.new_missing.items():
-                    new_missing[column] = new_missing.get(column, 0) + count
-                row_numbers = np.arange(rows_in + 1, rows_in + len(chunk) + 1)
-                rows_in += len(chunk)
-                keep = ~checked.bad
-                clean = checked.clean.loc[keep]
-                if len(clean):
-                    scored = score_frame(bundle, clean)
-                    scored.insert(0, "row", row_numbers[keep])
-                    table = pa.Table.from_pandas(scored, preserve_index=False)
-                else:  # every row of the chunk skipped: the same columns and types, no rows
-                    table = _empty_output(bundle)
-                    scored = table
-                if writer is None:
-                    writer = _writer(tmp, table.schema, as_csv)
-                writer.write_table(table)
-                rows_out += len(scored)
+            for chunk in _batches(source, bundle.fields, chunk_size, encoding):
+                out.add(score_chunk(bundle, chunk, first_row=out.rows_in))
                 bar.update(len(chunk))
-                log.info("scored %d rows of %s", rows_in, source)
+                log.info("scored %d rows of %s", out.rows_in, source)
+            out.finish()
         finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:  # a header and no rows: still a valid, empty output
-            table = _empty_output(bundle)
-            empty_writer = _writer(tmp, table.schema, as_csv)
-            empty_writer.write_table(table)
-            empty_writer.close()
-    if skipped > MAX_REPORTED:
-        print(f"... {skipped - MAX_REPORTED} more skipped rows not shown", file=report)
-    return {
-        "rows_in": rows_in,
-        "rows_scored": rows_out,
-        "rows_skipped": skipped,
-        "unseen_categories": dict(sorted(unseen.items())),
-        "missing_not_in_training": dict(sorted(new_missing.items())),
-    }
+            out.close()
+    return out.summary()
 
 
 def _writer(tmp: Path, schema: pa.Schema, as_csv: bool) -> Any:

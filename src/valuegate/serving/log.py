@@ -718,6 +718,39 @@ def read_log_frame(
     return _to_frame(table, schema)
 
 
+def log_span(path: str | Path, model_version: str | None = None) -> dict[str, Any]:
+    """{"rows", "first", "last"}: how many rows of `model_version` (None: any) the log
+    holds and their first / last ts (unix seconds), from its catalog, without reading
+    the rows (monitoring reads a large log in time slices). LogError as read_log_frame."""
+    path = Path(path)
+    conn = _connect_ro(path)
+    try:
+        found = _layout(conn, path)
+        if found == 1:
+            raise LogError(_layout1_message(path))
+        if found == 0:
+            raise LogError(f"{path} holds no prediction log (an empty SQLite file)")
+        catalog = _catalog(conn)
+    finally:
+        conn.close()
+    seen = [
+        v
+        for entry in catalog.values()
+        for version, v in entry["versions"].items()
+        if model_version is None or version == model_version
+    ]
+    if model_version is not None and not seen:
+        raise LogError(
+            f"{path} holds no rows of model version {model_version!r}; it holds "
+            f"{_describe(catalog)}"
+        )
+    return {
+        "rows": int(sum(v["rows"] for v in seen)),
+        "first": float(min(v["first"] for v in seen)) if seen else 0.0,
+        "last": float(max(v["last"] for v in seen)) if seen else 0.0,
+    }
+
+
 def read_log(path: str | Path) -> list[dict[str, Any]]:
     """Every logged record as a dict (ts, request_id, model_version, inputs: field ->
     value or None, score, decision, expected_value), in time order; reads layout 1 (JSON

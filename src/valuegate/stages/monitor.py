@@ -23,16 +23,19 @@ from valuegate.errors import ArtifactError, ConfigError, DataError, ValuegateErr
 from valuegate.io import atomic_write_text
 from valuegate.monitor import report as page
 from valuegate.monitor.profile import PROFILE_FILE, profile_from_splits
+from valuegate.monitor.rollback import PreviousChampion
 from valuegate.monitor.run import summarise, window_alerts, window_record
 from valuegate.monitor.windows import (
+    BATCH_ROWS,
     LOG_ID,
     LOG_TIME,
+    Source,
     cut_windows,
     is_log,
     join_labels,
     label_vector,
-    read_log,
     read_rows,
+    stream_windows,
 )
 from valuegate.stages.common import METRICS, REPORTS, run_stage, write_record
 
@@ -92,6 +95,62 @@ def load_profile(bundle: Any, config: Config) -> tuple[dict[str, Any], str]:
     return profile, "data/assessed (the bundle predates reference profiles)"
 
 
+def previous_champion(config: Config, registry: Any, bundle: Any) -> PreviousChampion | None:
+    """The champion `bundle` replaced (the registry's champion history), loaded for the
+    rollback comparison (monitor/rollback.py), or None: no previous champion, or a bundle
+    that is not in this registry's history."""
+    try:
+        version = registry.replaced(bundle.version)
+    except ArtifactError as exc:  # a broken champion.json: monitoring goes on without it
+        log.warning("monitor: no rollback comparison: %s", exc)
+        return None
+    if version is None:
+        return None
+    previous = registry.load(version)
+
+    def seen(frame: pd.DataFrame) -> tuple[Any, str | None]:
+        return seen_by(frame, [bundle, previous])
+
+    return PreviousChampion(
+        name=version,
+        champion=bundle.version,
+        fields=previous.fields,
+        point=float(previous.operating_point[1]),
+        score_rows=previous.score_frame,
+        seen=seen,
+        min_rows=config.deploy.min_fresh_rows,
+        n_resamples=config.deploy.n_resamples,
+        seed=config.seed,
+    )
+
+
+def seen_by(frame: pd.DataFrame, bundles: list[Any]) -> tuple[Any, str | None]:
+    """(bool (n,): rows of `frame` that any of `bundles` was fitted or selected on, by each
+    bundle's row lineage; or None when a bundle records none or the frame lacks the columns
+    it identifies rows by, with a note saying so)."""
+    import numpy as np
+
+    from valuegate.row_lineage import read_rows, row_hashes, unseen
+
+    mask = np.zeros(len(frame), dtype=bool)
+    for b in bundles:
+        lineage = b.manifest.get("row_lineage")
+        if not isinstance(lineage, dict):
+            return None, f"{b.version} records no training rows: every labelled row compared"
+        columns = list(lineage.get("columns", []))
+        lacking = [c for c in columns if c not in frame.columns]
+        if lacking:
+            return None, (
+                f"{b.version} identifies rows by {columns[:5]}{' ...' if len(columns) > 5 else ''}"
+                f" and the input lacks {lacking[:5]}: rows a model was fitted on cannot be "
+                "told apart, every labelled row compared"
+            )
+        hashes = row_hashes(frame, columns)
+        for which in ("train", "valid"):
+            mask |= ~unseen(hashes, read_rows(b.path, b.manifest, which))
+    return mask, None
+
+
 def _checked(frame: pd.DataFrame, bundle: Any) -> pd.DataFrame:
     from valuegate.bundle import check_chunk
 
@@ -107,13 +166,15 @@ def monitor(
     out_metrics: Path = MONITOR_METRICS,
     out_page: Path = MONITOR_PAGE,
     bundle: Any = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> dict[str, Any]:
     """Monitor monitor.input with monitor.model (or `bundle`, a loaded bundle); write the
-    record, metrics and page. A registry without a champion: a record saying so."""
-    if bundle is None:
-        from valuegate.registry import Registry
+    record, metrics and page. A registry without a champion: a record saying so.
+    `batch_rows`: rows per read of the input (memory; the record does not depend on it)."""
+    from valuegate.registry import Registry
 
-        registry = Registry(config.deploy.registry)
+    registry = Registry(config.deploy.registry)
+    if bundle is None:
         if config.monitor.model == "champion" and registry.champion is None:
             reason = f"the registry {registry.root} has no champion: nothing is deployed"
             write_record(out_json, out_metrics, {"skipped": reason, "windows": []})
@@ -125,35 +186,49 @@ def monitor(
     model = bundle.value_model
     source = settings.input or config.deploy.batch.input or config.data.path
     from_log = is_log(source)
-    if from_log:
-        if not Path(source).is_file():
-            raise DataError(f"monitor.input {source}: file not found.")
-        frame = read_log(Path(source), bundle.version)
-    else:
-        frame = read_rows(source)
+    # Two passes over the input (monitor/windows.py): a few thin columns of every row to
+    # cut the windows and join labels, then every column window by window, so memory
+    # follows the largest window rather than the file.
+    rows_in = Source(source, from_log, bundle.version if from_log else None, batch_rows)
     features = [f["name"] for f in bundle.fields]
-    lacking = [c for c in features if c not in frame.columns]
+    lacking = [c for c in features if c not in rows_in.columns]
     if lacking:
         raise DataError(
             f"monitor.input {source} lacks column(s) {lacking} that the model "
-            f"{bundle.version} reads; it has {[str(c) for c in frame.columns][:30]}."
+            f"{bundle.version} reads; it has {rows_in.columns[:30]}."
         )
-    scores = frame["score"].to_numpy(float) if "score" in frame.columns else None
+    has_scores = "score" in rows_in.columns
     known = set(features) | {config.data.target, config.data.id_column, config.data.time_column}
     known |= {"score", "decision", "expected_value", "model_version", LOG_TIME, LOG_ID, "row"}
-    extra = sorted(str(c) for c in frame.columns if c not in known)
+    extra = sorted(c for c in rows_in.columns if c not in known)
 
     id_column = settings.id_column or (LOG_ID if from_log else config.data.id_column)
     task, target = bundle.task, config.data.target
     positive = bundle.manifest.get("data", {}).get("positive_label", config.data.positive_label)
     y = None
     labels_from = None
-    if settings.labels:
-        if id_column is None:
+    if settings.labels and id_column is None:
+        raise DataError(
+            "monitor.labels is set but no id column joins them: set monitor.id_column "
+            "(or data.id_column)."
+        )
+    window = settings.window
+    time_column = window.time_column or (LOG_TIME if from_log else config.data.time_column)
+    thin_columns = [features[0]]  # one column at least: the number of rows
+    if settings.labels and id_column is not None:
+        thin_columns.append(id_column)
+    elif target in rows_in.columns:
+        thin_columns.append(target)
+    if window.by == "time":
+        if time_column is None or time_column not in rows_in.columns:
             raise DataError(
-                "monitor.labels is set but no id column joins them: set monitor.id_column "
-                "(or data.id_column)."
+                f"monitor.window.by is 'time' but the time column {time_column!r} is not in "
+                f"monitor.input (columns: {rows_in.columns[:20]}); set "
+                "monitor.window.time_column, or monitor.window.by: count."
             )
+        thin_columns.append(time_column)
+    frame = rows_in.read_columns(list(dict.fromkeys(thin_columns)))
+    if settings.labels:
         labels = read_rows(settings.labels, "monitor.labels")
         joined = join_labels(frame, labels, id_column, target, f"monitor.labels {settings.labels}")
         y = label_vector(joined, task, positive)
@@ -162,11 +237,10 @@ def monitor(
         y = label_vector(frame[target], task, positive)
         labels_from = f"{source} (column {target})"
 
-    window = settings.window
-    time_column = window.time_column or (LOG_TIME if from_log else config.data.time_column)
     windows = cut_windows(
         frame, window.by, window.size, time_column, window.every, window.start, from_log
     )
+    del frame
     knobs = {
         "alpha": settings.alerts.alpha,
         "min_distance": settings.alerts.min_distance,
@@ -178,24 +252,25 @@ def monitor(
     manifest_objective = bundle.manifest.get("objective", {})
     currency = manifest_objective.get("currency", currency)
     period = manifest_objective.get("period", period)
-    records, alerts = [], []
-    for w in windows:
-        part = frame.iloc[w.rows]
+    previous = previous_champion(config, registry, bundle) if y is not None else None
+    records: list[dict[str, Any]] = [{} for _ in windows]
+    for i, w, part in stream_windows(rows_in, windows):
         record = window_record(
             w,
             part,
-            None if scores is None else scores[w.rows],
+            part["score"].to_numpy(float) if has_scores else None,
             None if y is None else y[w.rows],
             bundle.fields,
             profile,
             model,
             bundle.score_frame,
             knobs,
+            previous,
         )
         record["alerts"] = window_alerts(record, settings.alerts.value_drop, currency, period)
-        alerts += record["alerts"]
-        records.append(record)
+        records[i] = record
         log.info("monitored window %s (%d rows)", w.label, len(w.rows))
+    alerts = [a for record in records for a in record["alerts"]]
     summary = summarise(records, alerts, list(settings.fail_on))
     deploy_key = profile["value"]["at_deploy"]
     result = {

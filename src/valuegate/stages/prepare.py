@@ -9,7 +9,7 @@ from pathlib import Path
 from valuegate.config import load_params
 from valuegate.config.fingerprint import CONF_DIR_NAME
 from valuegate.config.loading import PARAMS_FILE, deep_validate
-from valuegate.data import Schema, file_sha256, load_raw
+from valuegate.data import Schema, load_raw, source_sha256
 from valuegate.io import atomic_dir, atomic_write_json
 from valuegate.pipeline import steps
 from valuegate.stages.common import PREPARED, run_stage
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     # The first stage: a bad estimator param or data.name stops the run before any work.
     deep_validate(config, PARAMS_FILE, CONF_DIR_NAME)
     raw = load_raw(config.data)
-    splits, schema = steps.prepare(raw, config, file_sha256(Path(config.data.path)))
+    splits, schema = steps.prepare(raw, config, source_sha256(config.data))
     write_splits(PREPARED, splits, schema)
     rows = ", ".join(f"{name} {len(frame)}" for name, frame in splits.items())
     if schema.sample:

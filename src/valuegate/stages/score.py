@@ -2,11 +2,13 @@
 (deploy.batch.input, default data.path) into reports/scored.parquet, exactly what
 `valuegate predict --model champion` does. reports/score.json holds the row counts and,
 per column, the unseen categories and the gaps where training had none; metrics/score.json
-its numbers."""
+its numbers. With `resources.dask_scheduler` set and Parquet input, the partitions are
+scored on the Dask cluster into the same file (valuegate.distributed.score)."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 
@@ -22,6 +24,18 @@ log = logging.getLogger("valuegate.stages.score")
 
 
 SCORE_FILE = SCORE_RECORD  # the full record; its numbers: SCORE_METRICS
+
+
+def on_dask(resources: object, source: str) -> bool:
+    """Score on the Dask cluster when one is set and the input is Parquet (a file or a
+    directory of part files); a CSV is scored here (said in the log)."""
+    if getattr(resources, "dask_scheduler", None) is None:
+        return False
+    path = Path(source)
+    if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
+        return True
+    log.info("score: %s is not Parquet: scored in this process, not on Dask", source)
+    return False
 
 
 def main(argv: list[str]) -> None:
@@ -48,18 +62,33 @@ def main(argv: list[str]) -> None:
         )
         return
     bundle = registry.load("champion")
+    fix_hint = (
+        "Fix them, or set deploy.batch.on_error: skip to score the other rows "
+        "(each skipped row is reported)."
+    )
     try:
-        summary = predict_file(
-            bundle,
-            source,
-            target,
-            chunk_size=config.deploy.batch.chunk_size,
-            on_error=config.deploy.batch.on_error,
-            fix_hint=(
-                "Fix them, or set deploy.batch.on_error: skip to score the other rows "
-                "(each skipped row is reported)."
-            ),
-        )
+        if on_dask(config.resources, source):
+            from valuegate.distributed import dask_client
+            from valuegate.distributed.score import score_parquet_on_dask
+
+            with dask_client(config.resources) as client:
+                summary = score_parquet_on_dask(
+                    client,
+                    bundle,
+                    source,
+                    target,
+                    on_error=config.deploy.batch.on_error,
+                    fix_hint=fix_hint,
+                )
+        else:
+            summary = predict_file(
+                bundle,
+                source,
+                target,
+                chunk_size=config.deploy.batch.chunk_size,
+                on_error=config.deploy.batch.on_error,
+                fix_hint=fix_hint,
+            )
     except DataError as exc:
         # The champion was chosen and promoted by `package` before this stage ran: say
         # so, and how to go back, instead of leaving a promoted model behind a red stage.

@@ -130,12 +130,19 @@ def main(argv: list[str]) -> None:
     if not tuned.models:
         log.warning(skipped_banner(tuned.record))  # loud: no tuning this run
     for _model, result in tuned.models:
+        sample = result.sample
+        rows = f"; on {sample['rows']:,} of {sample['of']:,} training rows" if sample else ""
+        over = (
+            f", {result.n_over_budget} of them over their time budget"
+            if result.n_over_budget
+            else ""
+        )
         log.info(
             f"tune: {result.candidate}: best cross-validated value {result.best_value:,.0f} "
             f"{config.objective.currency}/{config.objective.period} after "
-            f"{result.n_complete} complete + {result.n_pruned} pruned trials "
-            f"({result.stop_reason}; {result.folds['kind']} folds; {result.seconds:.0f} s); "
-            f"params {result.best_params}"
+            f"{result.n_complete} complete + {result.n_pruned} pruned trials{over} "
+            f"({result.stop_reason}; {result.folds['kind']} folds{rows}; "
+            f"{result.seconds:.0f} s); params {result.best_params} (refit on every training row)"
         )
     write_outputs(config, tuned.models, tuned.record)
 

@@ -1,0 +1,310 @@
+"""Beyond one machine (issue 14 item 5): a 5M x 30 Parquet table, batch scoring flat in
+memory, and an xgboost fit on a 2-worker local Dask cluster where the single-process
+path's memory guard refuses.
+
+The table is generated here, seeded, part by part (never whole in memory): 24 numeric
+columns and 6 categorical ones (8 levels each), a binary target from a logistic model
+with an interaction, written as Parquet part files of 250,000 rows (`parts/`) and, for
+the single-process scorer (which reads one file), as one file of the same row groups.
+
+Each measurement runs in its own process (peak RSS is per process):
+1. `valuegate predict` (single process, chunks of 100,000 rows) with a bundle fitted on
+   20,000 rows, on the first 1M rows and on all rows: wall time, peak RSS;
+2. the memory guard's estimate of one single-process fit on all rows
+   (`resources.guard_fit`, 4 GB budget): scaled from its estimate on 200,000 rows (it is
+   linear in rows), with the line it would stop with;
+3. the same xgboost model (100 trees, depth 6, no early stopping) fitted in one process on
+   1M rows, and on the Dask cluster (`resources.dask_scheduler: local:2`, the run's 4 GB
+   shared by the two workers) on 1M rows and on all rows: wall time, peak RSS of the
+   process and of each worker.
+
+    python bench/distributed.py                   # 5,000,000 rows
+    python bench/distributed.py --rows 2000000    # smaller
+    python bench/distributed.py --only score      # one part: score | guard | fit
+
+Results: bench/results/distributed.json (one entry per size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this file's directory comes first on sys.path, and this file's name
+# would shadow the `distributed` package (Dask's) for every import of it.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results" / "distributed.json"
+PART_ROWS = 250_000
+NUMERIC = [f"x{i}" for i in range(24)]
+CATEGORICAL = [f"c{i}" for i in range(6)]
+LEVELS = [f"level_{j}" for j in range(8)]
+PARAMS = {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1, "tree_method": "hist"}
+
+
+def part(seed: int, number: int, rows: int) -> pd.DataFrame:
+    """Rows of part `number`: its own seeded generator, so any part is made alone."""
+    rng = np.random.default_rng([seed, number])
+    x = rng.normal(size=(rows, len(NUMERIC))).astype(np.float32)
+    frame = pd.DataFrame(x, columns=NUMERIC)
+    codes = rng.integers(0, len(LEVELS), size=(rows, len(CATEGORICAL)))
+    for i, column in enumerate(CATEGORICAL):
+        frame[column] = pd.Categorical.from_codes(codes[:, i], LEVELS).astype(str)
+    logit = x[:, 0] - 0.8 * x[:, 1] + 0.6 * x[:, 2] * x[:, 3] + 0.4 * (codes[:, 0] > 4) - 1.0
+    frame["label"] = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "bad", "good")
+    return frame
+
+
+def write_table(directory: Path, rows: int, seed: int) -> dict[str, Path]:
+    """parts/part-NNN.parquet and one.parquet (the same rows) under `directory`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = directory / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    writer = None
+    for number, start in enumerate(range(0, rows, PART_ROWS)):
+        table = pa.Table.from_pandas(part(seed, number, min(PART_ROWS, rows - start)))
+        pq.write_table(table, parts / f"part-{number:03d}.parquet")
+        if writer is None:
+            writer = pq.ParquetWriter(directory / "one.parquet", table.schema)
+        writer.write_table(table)
+    writer.close()
+    return {"parts": parts, "one": directory / "one.parquet"}
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(args: list[str]) -> dict[str, Any]:
+    """Run this script's `--child ...` in a fresh process; its JSON line."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def data_config() -> Any:
+    from valuegate.config.schema import DataConfig
+
+    return DataConfig(
+        name="bench", path="x", target="label", task="binary", positive_label="bad",
+        features={"numeric": NUMERIC, "categorical": CATEGORICAL},
+    )  # fmt: skip
+
+
+def spec() -> Any:
+    from valuegate.config.schema import ModelSpec
+
+    return ModelSpec(estimator="xgboost", params=PARAMS)
+
+
+# ------------------------------------------------------------------ child processes
+
+
+def make_bundle(directory: Path, source: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from valuegate.bundle import save_bundle, validate_chunk
+    from valuegate.data import target_vector
+    from valuegate.models import build_pipeline
+
+    frame = pq.ParquetFile(source).read_row_group(0).to_pandas().head(20_000)
+    data = data_config()
+    pipeline = build_pipeline("model.xgboost", spec(), "binary", NUMERIC, CATEGORICAL, 0)
+    pipeline.fit(frame[NUMERIC + CATEGORICAL], target_vector(frame, data))
+    from types import SimpleNamespace
+
+    from valuegate.bundle import input_schema
+    from valuegate.config import compose_config
+    from valuegate.config.loading import validate
+
+    shape = SimpleNamespace(numeric=NUMERIC, categorical=CATEGORICAL, amount_column=None,
+                            features=NUMERIC + CATEGORICAL,
+                            categories={c: LEVELS for c in CATEGORICAL})  # fmt: skip
+    fields = input_schema(shape, frame)
+    objective = validate(compose_config(ROOT / "conf", [])).objective  # any money rule
+    manifest = {
+        "version": "bench",
+        "model": {"name": "xgboost", "task": "binary"},
+        "input": {"fields": fields, "amount_column": None},
+        "decision": {"kind": "threshold", "value": 0.5},
+        "objective": objective.model_dump(),
+        "data": {"name": "bench"},
+    }
+    check = validate_chunk(frame.head(2000), fields)[0]
+    save_bundle(directory, pipeline, manifest, check)
+
+
+def run_score(bundle_dir: str, source: str, rows: int) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from valuegate.bundle import load_bundle
+    from valuegate.serving.batch import predict_file
+
+    bundle = load_bundle(bundle_dir)
+    if rows < pq.ParquetFile(source).metadata.num_rows:  # the first `rows` rows, one file
+        cut = Path(source).with_name(f"first-{rows}.parquet")
+        if not cut.exists():
+            reader = pq.ParquetFile(source)
+            writer = pq.ParquetWriter(cut, reader.schema_arrow)
+            for group in range(rows // PART_ROWS):
+                writer.write_table(reader.read_row_group(group))
+            writer.close()
+        source = str(cut)
+    started = time.perf_counter()
+    summary = predict_file(bundle, source, Path(source).with_suffix(".scored.parquet"))
+    return {"rows": summary["rows_scored"], "seconds": time.perf_counter() - started,
+            "peak_rss_mb": peak_mb()}  # fmt: skip
+
+
+def run_guard(source: str, rows: int) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from valuegate.models import categorical_encoding, categorical_limits
+    from valuegate.resources import GB, MemoryEstimate, estimate_fit, memory_problem
+
+    sample = pq.ParquetFile(source).read_row_group(0).to_pandas()
+    sample = pd.concat([sample] * (200_000 // len(sample) or 1)).head(200_000)
+    model = spec()
+    minimum, maximum = categorical_limits(model)
+    small = estimate_fit(sample, NUMERIC, CATEGORICAL, categorical_encoding(model), minimum,
+                         maximum, sparse=False)  # fmt: skip
+    scale = rows / len(sample)
+    scaled = MemoryEstimate(
+        int(small.bytes * scale), rows, small.width, small.sparse, small.encoding, small.widths,
+        int(small.frame_bytes * scale),
+    )  # fmt: skip
+    return {"estimated_gb": scaled.bytes / GB, "width": scaled.width,
+            "refused_with": memory_problem("model.xgboost", scaled, 4.0)}  # fmt: skip
+
+
+def run_fit_single(source: str, rows: int) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from valuegate.data import target_vector
+    from valuegate.models import build_pipeline
+    from valuegate.resources import apply_threads
+
+    apply_threads(None)
+    reader = pq.ParquetFile(source)
+    frame = pd.concat(
+        [reader.read_row_group(g).to_pandas() for g in range(rows // PART_ROWS)],
+        ignore_index=True,
+    )
+    started = time.perf_counter()
+    pipeline = build_pipeline("model.xgboost", spec(), "binary", NUMERIC, CATEGORICAL, 0)
+    pipeline.fit(frame[NUMERIC + CATEGORICAL], target_vector(frame, data_config()))
+    return {"rows": len(frame), "seconds": time.perf_counter() - started,
+            "peak_rss_mb": peak_mb()}  # fmt: skip
+
+
+def run_fit_dask(parts: str, rows: int) -> dict[str, Any]:
+    import dask.dataframe as dd
+
+    from valuegate.config.schema import ResourcesConfig
+    from valuegate.distributed import dask_client
+    from valuegate.distributed.train import fit_on_dask
+
+    files = sorted(Path(parts).glob("*.parquet"))[: rows // PART_ROWS]
+    resources = ResourcesConfig(dask_scheduler="local:2", max_memory_gb=4)
+    with dask_client(resources) as client:
+        frame = dd.read_parquet([str(f) for f in files])
+        started = time.perf_counter()
+        fit = fit_on_dask(client, "model.xgboost", spec(), data_config(), NUMERIC, CATEGORICAL,
+                          0, frame, sample_rows=resources.dask_sample_rows)  # fmt: skip
+        seconds = time.perf_counter() - started
+        workers = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"rows": fit.info["rows"], "seconds": seconds, "peak_rss_mb": peak_mb(),
+            "worker_peak_rss_mb": sorted(workers.values()), "info": fit.info}  # fmt: skip
+
+
+CHILDREN = {
+    "bundle": lambda a: make_bundle(Path(a[0]), Path(a[1])) or {},
+    "score": lambda a: run_score(a[0], a[1], int(a[2])),
+    "guard": lambda a: run_guard(a[0], int(a[1])),
+    "fit_single": lambda a: run_fit_single(a[0], int(a[1])),
+    "fit_dask": lambda a: run_fit_dask(a[0], int(a[1])),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=["score", "guard", "fit"])
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(CHILDREN[args.child[0]](args.child[1:]), default=str))
+        return
+    small = min(1_000_000, args.rows)
+    result: dict[str, Any] = {"rows": args.rows, "columns": len(NUMERIC) + len(CATEGORICAL),
+                              "load_before": os.getloadavg()}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="vg-distributed-") as tmp:
+        started = time.perf_counter()
+        paths = write_table(Path(tmp), args.rows, args.seed)
+        result["generate_seconds"] = time.perf_counter() - started
+        print(f"generated {args.rows:,} rows in {result['generate_seconds']:.0f} s", flush=True)
+        if args.only in (None, "score"):
+            bundle = str(Path(tmp) / "bundle")
+            child(["bundle", bundle, str(paths["one"])])
+            result["score"] = {
+                f"{n:,}": child(["score", bundle, str(paths["one"]), str(n)])
+                for n in (small, args.rows)
+            }
+            print(json.dumps(result["score"], indent=1), flush=True)
+            save(args.rows, result)
+        if args.only in (None, "guard"):
+            # the guard's estimate is linear in rows: also at 5M when fewer were written
+            result["guard"] = {
+                f"{n:,}": child(["guard", str(paths["one"]), str(n)])
+                for n in sorted({args.rows, 5_000_000})
+            }
+            print(json.dumps(result["guard"], indent=1), flush=True)
+            save(args.rows, result)
+        if args.only in (None, "fit"):
+            fits = result["fit"] = {}
+            runs = [
+                ("single", "fit_single", "one", small),
+                ("dask", "fit_dask", "parts", args.rows),
+            ]
+            if small != args.rows:
+                runs.append(("dask", "fit_dask", "parts", small))
+            for name, kind, where, n in runs:
+                fits[f"{name} {n:,}"] = child([kind, str(paths[where]), str(n)])
+                single = fits[f"single {small:,}"].get("seconds")
+                for value in fits.values():
+                    if single and "seconds" in value:
+                        value["ratio_to_single_1M"] = value["seconds"] / single
+                print(json.dumps(fits, indent=1, default=str), flush=True)
+                save(args.rows, result)
+
+
+def save(rows: int, result: dict[str, Any]) -> None:
+    """Write (so far) this size's entry of bench/results/distributed.json."""
+    result["load_now"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    previous[str(rows)] = result
+    RESULTS.write_text(json.dumps(previous, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
