@@ -1,6 +1,8 @@
 """Beyond one machine (issue 14 item 5): a 5M x 30 Parquet table, batch scoring flat in
 memory, and an xgboost fit on a 2-worker local Dask cluster where the single-process
-path's memory guard refuses.
+path's memory guard refuses. (Named dask_scale.py, not distributed.py: run as a script,
+bench/ comes first on sys.path, and a bench/distributed.py would shadow Dask's own
+`distributed` package.)
 
 The table is generated here, seeded, part by part (never whole in memory): 24 numeric
 columns and 6 categorical ones (8 levels each), a binary target from a logistic model
@@ -18,9 +20,9 @@ Each measurement runs in its own process (peak RSS is per process):
    shared by the two workers) on 1M rows and on all rows: wall time, peak RSS of the
    process and of each worker.
 
-    python bench/distributed.py                   # 5,000,000 rows
-    python bench/distributed.py --rows 2000000    # smaller
-    python bench/distributed.py --only score      # one part: score | guard | fit
+    python bench/dask_scale.py                   # 5,000,000 rows
+    python bench/dask_scale.py --rows 2000000    # smaller
+    python bench/dask_scale.py --only score      # one part: score | guard | fit
 
 Results: bench/results/distributed.json (one entry per size).
 """
