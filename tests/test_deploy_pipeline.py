@@ -60,8 +60,10 @@ def test_pipeline_gates_packages_and_scores(ran_project, tmp_path):
     assert sorted(p.name for p in registry.glob("v*")) == ["v1"]
 
     # The registry changes outside DVC (promote/rollback): `dvc repro` reruns the package
-    # stage, which must not package a model the registry already holds, and rescores.
-    (registry / "champion.json").write_text('{"champion": null, "history": []}')
+    # stage, which must not package a model the registry already holds, and rescores. A
+    # person took v1 out of service ("demoted": without it, a v1 never in the history would
+    # read as a promotion a killed run left unfinished, and the rerun would finish it).
+    (registry / "champion.json").write_text('{"champion": null, "history": [], "demoted": ["v1"]}')
     run(["dvc", "repro"], project)
     held = deploy_record(project)
     assert not held["packaged"] and held["already_packaged"] == "v1", held["reason"]
