@@ -1,28 +1,33 @@
 """Beyond one machine (issue 14 item 5): a 5M x 30 Parquet table, batch scoring flat in
-memory, and an xgboost fit on a 2-worker local Dask cluster where the single-process
-path's memory guard refuses. (Named dask_scale.py, not distributed.py: run as a script,
-bench/ comes first on sys.path, and a bench/distributed.py would shadow Dask's own
-`distributed` package.)
+memory, and an xgboost fit on a 2-worker local Dask cluster against the memory a
+single-process fit of the same rows needs. (Named dask_scale.py, not distributed.py: run
+as a script, bench/ comes first on sys.path, and a bench/distributed.py would shadow
+Dask's own `distributed` package.)
 
 The table is generated here, seeded, part by part (never whole in memory): 24 numeric
 columns and 6 categorical ones (8 levels each), a binary target from a logistic model
 with an interaction, written as Parquet part files of 250,000 rows (`parts/`) and, for
 the single-process scorer (which reads one file), as one file of the same row groups.
 
-Each measurement runs in its own process (peak RSS is per process):
-1. `valuegate predict` (single process, chunks of 100,000 rows) with a bundle fitted on
+Each measurement runs in its own process (peak RSS is per process), in this order:
+1. the single-process path on all rows: the rows read into one process and the memory
+   guard every single-process fit passes first (`resources.guard_fit`, 4 GB budget):
+   its estimate and the one-line error it stops with (naming the fixes), and how soon;
+2. the same xgboost model (100 trees, depth 6, no early stopping; the encoding the
+   pipeline picks for that many rows) fitted in one process on 1M rows, and on the Dask
+   cluster (`resources.dask_scheduler: local:2`, the run's 4 GB shared by the two
+   workers) on all rows: wall time, peak RSS of the process and of each worker, and the
+   ratios of time and of rows per second to the one-process 1M fit; then the one-process
+   fit of all rows with 2 trees, for its peak RSS (a memory probe: the peak comes before
+   the first round);
+3. `valuegate predict` (single process, chunks of 100,000 rows) with a bundle fitted on
    20,000 rows, on the first 1M rows and on all rows: wall time, peak RSS;
-2. the memory guard's estimate of one single-process fit on all rows
-   (`resources.guard_fit`, 4 GB budget): scaled from its estimate on 200,000 rows (it is
-   linear in rows), with the line it would stop with;
-3. the same xgboost model (100 trees, depth 6, no early stopping) fitted in one process on
-   1M rows, and on the Dask cluster (`resources.dask_scheduler: local:2`, the run's 4 GB
-   shared by the two workers) on 1M rows and on all rows: wall time, peak RSS of the
-   process and of each worker.
+4. (last, the least needed figure) the Dask fit on 1M rows.
 
     python bench/dask_scale.py                   # 5,000,000 rows
     python bench/dask_scale.py --rows 2000000    # smaller
-    python bench/dask_scale.py --only score      # one part: score | guard | fit
+    python bench/dask_scale.py --only guard fit  # some parts: score | guard | fit
+    python bench/dask_scale.py --table /tmp/t    # keep the table there, reuse it next time
 
 Results: bench/results/distributed.json (one entry per size).
 """
@@ -177,31 +182,44 @@ def run_score(bundle_dir: str, source: str, rows: int) -> dict[str, Any]:
 
 
 def run_guard(source: str, rows: int) -> dict[str, Any]:
+    """The single-process fit's memory guard (`resources.guard_fit`, what
+    `training.fit_model` calls before any fit) on all `rows` rows read into this process:
+    its estimate, the one-line BudgetError it stops with and how soon."""
     import pyarrow.parquet as pq
 
-    from valuegate.models import categorical_encoding, categorical_limits
-    from valuegate.resources import GB, MemoryEstimate, estimate_fit, memory_problem
+    from valuegate.config.schema import ResourcesConfig
+    from valuegate.errors import BudgetError
+    from valuegate.models import categorical_encoding
+    from valuegate.resources import GB, guard_fit
 
-    sample = pq.ParquetFile(source).read_row_group(0).to_pandas()
-    sample = pd.concat([sample] * (200_000 // len(sample) or 1)).head(200_000)
-    model = spec()
-    minimum, maximum = categorical_limits(model)
-    small = estimate_fit(sample, NUMERIC, CATEGORICAL, categorical_encoding(model), minimum,
-                         maximum, sparse=False)  # fmt: skip
-    scale = rows / len(sample)
-    scaled = MemoryEstimate(
-        int(small.bytes * scale), rows, small.width, small.sparse, small.encoding, small.widths,
-        int(small.frame_bytes * scale),
-    )  # fmt: skip
-    return {"estimated_gb": scaled.bytes / GB, "width": scaled.width,
-            "refused_with": memory_problem("model.xgboost", scaled, 4.0)}  # fmt: skip
+    started = time.perf_counter()
+    reader = pq.ParquetFile(source)
+    frame = pd.concat(
+        [reader.read_row_group(g).to_pandas() for g in range(-(-rows // PART_ROWS))],
+        ignore_index=True,
+    ).head(rows)
+    read = time.perf_counter() - started
+    started = time.perf_counter()
+    budget = ResourcesConfig(max_memory_gb=4)
+    try:
+        estimate = guard_fit("model.xgboost", spec(), frame, NUMERIC, CATEGORICAL, budget)
+        refused, needed = None, estimate.bytes / GB
+    except BudgetError as exc:
+        refused, needed = str(exc), None
+    return {"rows": len(frame), "read_seconds": read,
+            "guard_seconds": time.perf_counter() - started, "estimated_gb": needed,
+            "encoding": categorical_encoding(spec(), len(frame)),
+            "refused_with": refused, "peak_rss_mb": peak_mb()}  # fmt: skip
 
 
-def run_fit_single(source: str, rows: int) -> dict[str, Any]:
+def run_fit_single(source: str, rows: int, trees: int | None = None) -> dict[str, Any]:
+    """One in-process fit of the first `rows` rows; `trees` (a memory probe) fits only
+    that many rounds: the peak is set before the first round (the frame, its encoding and
+    xgboost's quantile matrix), the rounds add time, not memory."""
     import pyarrow.parquet as pq
 
     from valuegate.data import target_vector
-    from valuegate.models import build_pipeline
+    from valuegate.models import build_pipeline, categorical_encoding
     from valuegate.resources import apply_threads
 
     apply_threads(None)
@@ -210,11 +228,21 @@ def run_fit_single(source: str, rows: int) -> dict[str, Any]:
         [reader.read_row_group(g).to_pandas() for g in range(rows // PART_ROWS)],
         ignore_index=True,
     )
+    read_mb = peak_mb()
     started = time.perf_counter()
-    pipeline = build_pipeline("model.xgboost", spec(), "binary", NUMERIC, CATEGORICAL, 0)
+    # train_rows: the encoding the pipeline's own fit of these rows gets (training.fit_model
+    # passes it; `auto` is xgboost's native categoricals above models.NATIVE_ABOVE_ROWS), as
+    # fit_on_dask does: the two fits build the same model
+    model = spec()
+    if trees is not None:
+        model = model.model_copy(update={"params": {**PARAMS, "n_estimators": trees}})
+    pipeline = build_pipeline("model.xgboost", model, "binary", NUMERIC, CATEGORICAL, 0,
+                              train_rows=len(frame))  # fmt: skip
     pipeline.fit(frame[NUMERIC + CATEGORICAL], target_vector(frame, data_config()))
     return {"rows": len(frame), "seconds": time.perf_counter() - started,
-            "peak_rss_mb": peak_mb()}  # fmt: skip
+            "encoding": categorical_encoding(spec(), len(frame)),
+            "peak_rss_after_read_mb": read_mb, "peak_rss_mb": peak_mb(),
+            "trees": trees or PARAMS["n_estimators"]}  # fmt: skip
 
 
 def run_fit_dask(parts: str, rows: int) -> dict[str, Any]:
@@ -242,6 +270,7 @@ CHILDREN = {
     "score": lambda a: run_score(a[0], a[1], int(a[2])),
     "guard": lambda a: run_guard(a[0], int(a[1])),
     "fit_single": lambda a: run_fit_single(a[0], int(a[1])),
+    "fit_memory": lambda a: run_fit_single(a[0], int(a[1]), trees=2),
     "fit_dask": lambda a: run_fit_dask(a[0], int(a[1])),
 }
 
@@ -250,7 +279,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=["score", "guard", "fit"])
+    parser.add_argument("--only", nargs="+", choices=["score", "guard", "fit"])
+    parser.add_argument(
+        "--table", type=Path, help="generate the table here, or reuse the one already there"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -259,44 +291,70 @@ def main() -> None:
     small = min(1_000_000, args.rows)
     result: dict[str, Any] = {"rows": args.rows, "columns": len(NUMERIC) + len(CATEGORICAL),
                               "load_before": os.getloadavg()}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="vg-distributed-") as tmp:
-        started = time.perf_counter()
-        paths = write_table(Path(tmp), args.rows, args.seed)
-        result["generate_seconds"] = time.perf_counter() - started
-        print(f"generated {args.rows:,} rows in {result['generate_seconds']:.0f} s", flush=True)
-        if args.only in (None, "score"):
+    with tempfile.TemporaryDirectory(prefix="vg-distributed-") as scratch:
+        tmp = str(args.table or scratch)
+        paths = {"parts": Path(tmp) / "parts", "one": Path(tmp) / "one.parquet"}
+        if not table_is(paths["one"], args.rows):
+            started = time.perf_counter()
+            paths = write_table(Path(tmp), args.rows, args.seed)
+            result["generate_seconds"] = time.perf_counter() - started
+            print(f"generated {args.rows:,} rows in {result['generate_seconds']:.0f} s", flush=True)
+        parts = set(args.only or ["score", "guard", "fit"])
+        if "guard" in parts:
+            # the single-process path on all rows: the guard stops it before any fit
+            result["guard"] = child(["guard", str(paths["one"]), str(args.rows)])
+            print(json.dumps(result["guard"], indent=1), flush=True)
+            save(args.rows, result)
+        if "fit" in parts:
+            fits = result["fit"] = {}
+            # last, the single-process fit of all rows, for its memory: 2 trees, not 100
+            runs = [
+                ("single", "fit_single", "one", small),
+                ("dask", "fit_dask", "parts", args.rows),
+                ("single memory probe", "fit_memory", "one", args.rows),
+            ]
+            for name, kind, where, n in runs[: 2 if small == args.rows else 3]:
+                fits[f"{name} {n:,}"] = child([kind, str(paths[where]), str(n)])
+                ratios(fits, small)
+                print(json.dumps(fits, indent=1, default=str), flush=True)
+                save(args.rows, result)
+        if "score" in parts:
             bundle = str(Path(tmp) / "bundle")
             child(["bundle", bundle, str(paths["one"])])
             result["score"] = {
                 f"{n:,}": child(["score", bundle, str(paths["one"]), str(n)])
-                for n in (small, args.rows)
+                for n in sorted({small, args.rows})
             }
             print(json.dumps(result["score"], indent=1), flush=True)
             save(args.rows, result)
-        if args.only in (None, "guard"):
-            # the guard's estimate is linear in rows: also at 5M when fewer were written
-            result["guard"] = {
-                f"{n:,}": child(["guard", str(paths["one"]), str(n)])
-                for n in sorted({args.rows, 5_000_000})
-            }
-            print(json.dumps(result["guard"], indent=1), flush=True)
+        if "fit" in parts and small != args.rows:  # last: the least needed figure
+            fits[f"dask {small:,}"] = child(["fit_dask", str(paths["parts"]), str(small)])
+            ratios(fits, small)
+            print(json.dumps(fits, indent=1, default=str), flush=True)
             save(args.rows, result)
-        if args.only in (None, "fit"):
-            fits = result["fit"] = {}
-            runs = [
-                ("single", "fit_single", "one", small),
-                ("dask", "fit_dask", "parts", args.rows),
-            ]
-            if small != args.rows:
-                runs.append(("dask", "fit_dask", "parts", small))
-            for name, kind, where, n in runs:
-                fits[f"{name} {n:,}"] = child([kind, str(paths[where]), str(n)])
-                single = fits[f"single {small:,}"].get("seconds")
-                for value in fits.values():
-                    if single and "seconds" in value:
-                        value["ratio_to_single_1M"] = value["seconds"] / single
-                print(json.dumps(fits, indent=1, default=str), flush=True)
-                save(args.rows, result)
+
+
+def table_is(one: Path, rows: int) -> bool:
+    """True when `one` is a whole table of `rows` rows (a reused --table)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(one).metadata.num_rows == rows
+    except (OSError, ValueError):
+        return False
+
+
+def ratios(fits: dict[str, Any], small: int) -> None:
+    """Each fit's time and per-row throughput against the single-process fit of `small`
+    rows (the same run, the same machine load)."""
+    single = fits.get(f"single {small:,}", {})
+    for value in fits.values():
+        if single.get("seconds") and "seconds" in value:
+            value["ratio_to_single_1M"] = value["seconds"] / single["seconds"]
+            value["rows_per_second"] = value["rows"] / value["seconds"]
+            value["throughput_ratio_to_single_1M"] = value["rows_per_second"] / (
+                single["rows"] / single["seconds"]
+            )
 
 
 def save(rows: int, result: dict[str, Any]) -> None:

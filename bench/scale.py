@@ -22,6 +22,19 @@ Targets (issue 14): end to end <= 5 min on 2 cores, every stage <= 4 GB.
     python bench/scale.py -S tune.n_trials=5    # extra overrides for dvc exp run
     python bench/scale.py --hog 5000            # one xgboost fit next to a CPU hog
     python bench/scale.py --rows 20000 --hog-stage  # the xgboost training stage, same
+
+The CPU hog (issue 14: "training stages under a concurrent CPU hog: <= 1.5x their quiet
+time"). A hog is one busy-looping process. On a 2-core machine ONE hog is the fair reading
+of "a concurrent CPU hog": the stage's threads and the hog share the cores, and a stage
+that mostly runs one thread keeps a core to itself, while a 2-thread part gets about 2/3
+of the machine (3 runnable threads on 2 cores: at most 2 / (4/3) = 1.5x slower). TWO hogs
+take a whole core's worth each: any CPU-bound work then gets at most half the machine, a
+2-thread fit 2x and a one-thread part 1.5x (3 runnable on 2 cores), so <= 1.5x is not
+physically reachable and that row only shows that nothing is wasted beyond the fair share
+(CPU time next to the hogs = CPU time alone: no spinning). Both are measured, back to back
+with the same "alone" run (`--hogs 1,2`, the default). On a machine already loaded by
+other work the "alone" run is itself slowed: read the CPU seconds, and the wall ratio only
+as measured under that load (the load average is recorded).
 """
 
 from __future__ import annotations
@@ -285,50 +298,69 @@ from tests.synthetic import flights
 frame = flights(int(sys.argv[1]), seed=0, with_delay=False)
 y = (frame.pop("status") == "late").to_numpy(dtype=int)
 numeric, categorical = ["sched_dep_time", "dep_time", "distance"], ["carrier", "tailnum", "dest"]
-spec = ModelSpec(estimator="xgboost", params={"n_estimators": 200, "n_jobs": 2})
+spec = ModelSpec(estimator="xgboost", params={"n_estimators": 200, "n_jobs": int(sys.argv[3])})
 pipeline = build_pipeline("model.xgboost", spec, "binary", numeric, categorical, 0)
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 pipeline.fit(frame[numeric + categorical], y)
-print(time.perf_counter() - started)
+print(time.perf_counter() - started, time.process_time() - cpu)
 """
 
 
-def hog_ratio(rows: int) -> dict[str, Any]:
-    """One 2-thread xgboost fit alone and next to two busy-looping processes (a CPU hog
-    on both cores), with OpenMP's idle threads spinning (ACTIVE) or sleeping (PASSIVE,
-    valuegate's default): seconds and the hog / alone ratio per policy."""
+class Hogs:
+    """`n` busy-looping processes (CPU hogs) for the life of the `with` block."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.processes = n, []
+
+    def __enter__(self) -> Hogs:
+        import subprocess
+
+        loop = [sys.executable, "-c", "while True: pass"]
+        self.processes = [subprocess.Popen(loop) for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for hog in self.processes:
+            hog.kill()
+            hog.wait()
+
+
+def hog_ratio(rows: int, hogs: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """One xgboost fit (2 threads; and 1 thread under PASSIVE) alone and next to each
+    number of CPU hogs in `hogs`, with OpenMP's idle threads spinning (ACTIVE) or sleeping
+    (PASSIVE, valuegate's default): seconds and the hog / alone ratio per setting."""
     import subprocess
 
     out: dict[str, Any] = {}
-    for policy in ("ACTIVE", "PASSIVE"):
+    for policy, threads in (("ACTIVE", 2), ("PASSIVE", 2), ("PASSIVE", 1)):
         env = {**os.environ, "OMP_WAIT_POLICY": policy}
-        command = [sys.executable, "-c", FIT_UNDER_POLICY, str(rows), str(ROOT)]
+        command = [sys.executable, "-c", FIT_UNDER_POLICY, str(rows), str(ROOT), str(threads)]
 
-        def fit(command=command, env=env) -> float:
+        def fit(command=command, env=env) -> tuple[float, float]:
+            """(wall, CPU) seconds of the fit: CPU beyond the alone run's is spinning."""
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            return float(done.stdout.strip().splitlines()[-1])
+            wall, cpu = done.stdout.strip().splitlines()[-1].split()
+            return float(wall), float(cpu)
 
-        alone = fit()
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-        try:
-            hogged = fit()
-        finally:
-            for hog in hogs:
-                hog.kill()
-                hog.wait()
-        out[policy] = {
-            "alone_s": round(alone, 2),
-            "with_hog_s": round(hogged, 2),
-            "ratio": round(hogged / alone, 2),
-        }
+        alone, alone_cpu = fit()
+        figures: dict[str, Any] = {"alone_s": round(alone, 2), "alone_cpu_s": round(alone_cpu, 2)}
+        for n in hogs:
+            with Hogs(n):
+                hogged, hogged_cpu = fit()
+            figures[f"{n}_hogs_s"] = round(hogged, 2)
+            figures[f"{n}_hogs_cpu_s"] = round(hogged_cpu, 2)
+            figures[f"{n}_hogs_ratio"] = round(hogged / alone, 2)
+        out[f"{policy}, {threads} threads"] = figures
     return out
 
 
-def hog_stage(project: Path, overrides: list[str], model: str = "xgboost") -> dict[str, Any]:
+def hog_stage(
+    project: Path, overrides: list[str], model: str = "xgboost", hogs: tuple[int, ...] = (1, 2)
+) -> dict[str, Any]:
     """A whole training stage (`python -m valuegate.stages.train <model>`: imports, reading
-    the splits, the fit and its cross-fitting, scoring, writing) alone and next to two
-    busy-looping processes, in a project whose data is prepared and assessed; wall and
-    CPU seconds and the hog / alone ratio. Alone first, then hogged, back to back."""
+    the splits, the fit and its cross-fitting, scoring, writing) alone and next to each
+    number of CPU hogs in `hogs`, in a project whose data is prepared and assessed; wall
+    and CPU seconds and the hog / alone ratios. Alone first, then hogged, back to back."""
     import resource
     import subprocess
 
@@ -358,21 +390,18 @@ def hog_stage(project: Path, overrides: list[str], model: str = "xgboost") -> di
         return time.perf_counter() - started, cpu
 
     alone, alone_cpu = stage()
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
-        hogged, hogged_cpu = stage()
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
-    return {
+    out: dict[str, Any] = {
         "stage": f"train@{model}",
         "alone_s": round(alone, 1),
         "alone_cpu_s": round(alone_cpu, 1),
-        "with_hog_s": round(hogged, 1),
-        "with_hog_cpu_s": round(hogged_cpu, 1),
-        "ratio": round(hogged / alone, 2),
     }
+    for n in hogs:
+        with Hogs(n):
+            hogged, hogged_cpu = stage()
+        out[f"{n}_hogs_s"] = round(hogged, 1)
+        out[f"{n}_hogs_cpu_s"] = round(hogged_cpu, 1)
+        out[f"{n}_hogs_ratio"] = round(hogged / alone, 2)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,19 +424,35 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only: the xgboost training stage alone vs next to a CPU hog (on --rows rows)",
     )
+    parser.add_argument(
+        "--hogs",
+        default="1,2",
+        help="with --hog / --hog-stage: numbers of CPU hogs, each measured (default 1,2)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the project here")
     parser.add_argument("-S", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
 
+    hogs = tuple(int(n) for n in args.hogs.split(","))
     if args.hog:
-        ratios = hog_ratio(args.hog)
-        for policy, figures in ratios.items():
+        load_before = [round(x, 1) for x in os.getloadavg()]
+        ratios = hog_ratio(args.hog, hogs)
+        for setting, figures in ratios.items():
             print(
-                f"OMP_WAIT_POLICY={policy}: alone {figures['alone_s']:.2f} s, next to a CPU "
-                f"hog {figures['with_hog_s']:.2f} s ({figures['ratio']:.1f}x)"
+                f"OMP_WAIT_POLICY={setting}: alone {figures['alone_s']:.2f} s "
+                f"({figures['alone_cpu_s']:.2f} s CPU), "
+                + ", ".join(
+                    f"next to {n} hog(s) {figures[f'{n}_hogs_s']:.2f} s "
+                    f"({figures[f'{n}_hogs_cpu_s']:.2f} s CPU; {figures[f'{n}_hogs_ratio']:.2f}x)"
+                    for n in hogs
+                )
             )
         saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        saved[f"hog, {args.hog} rows"] = {**ratios, "load_average": list(os.getloadavg())}
+        saved[f"hog, {args.hog} rows"] = {
+            **ratios,
+            "load_average_before": load_before,
+            "load_average_after": [round(x, 1) for x in os.getloadavg()],
+        }
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(saved, indent=2) + "\n")
         return 0
@@ -419,17 +464,23 @@ def main(argv: list[str] | None = None) -> int:
         make_project(project, dataset, None)
     print(f"scale: {args.rows:,} rows in {project} ({time.perf_counter() - started:.0f} s)")
     if args.hog_stage:
-        figures = hog_stage(project, args.overrides)
+        load_before = [round(x, 1) for x in os.getloadavg()]
+        figures = hog_stage(project, args.overrides, hogs=hogs)
         print(
             f"{figures['stage']} stage: alone {figures['alone_s']:.1f} s "
-            f"({figures['alone_cpu_s']:.1f} s CPU), next to a CPU hog "
-            f"{figures['with_hog_s']:.1f} s ({figures['with_hog_cpu_s']:.1f} s CPU): "
-            f"{figures['ratio']:.2f}x (target <= 1.5x)"
+            f"({figures['alone_cpu_s']:.1f} s CPU)"
         )
+        for n in hogs:
+            print(
+                f"  next to {n} CPU hog(s): {figures[f'{n}_hogs_s']:.1f} s "
+                f"({figures[f'{n}_hogs_cpu_s']:.1f} s CPU): {figures[f'{n}_hogs_ratio']:.2f}x"
+                + (" (target <= 1.5x)" if n == 1 else " (no target: see the docstring)")
+            )
         saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
         saved[f"hog, {figures['stage']} stage, {args.rows} rows"] = {
             **figures,
-            "load_average": [round(x, 1) for x in os.getloadavg()],
+            "load_average_before": load_before,
+            "load_average_after": [round(x, 1) for x in os.getloadavg()],
         }
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(saved, indent=2) + "\n")

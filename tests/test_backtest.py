@@ -253,7 +253,10 @@ def test_valuegate_backtest_writes_the_table_the_metrics_and_the_page(project):
             "data.features.numeric=[x1,x2]", "data.features.categorical=[c]",
             "objective.volume=1000", "objective.good_enough.value_per_period=null",
             "objective.good_enough.metrics=[]", "model=[xgboost]", "tune.n_trials=2",
-            "gate.cross_fit.folds=3", "deploy.seed_stability.seeds=1",
+            # the command's outputs are checked here, not the numbers: the cheapest settings
+            "model.xgboost.params.n_estimators=40", "tune.n_folds=2", "assess.n_folds=2",
+            "gate.cross_fit.folds=3", "gate.cross_fit.choice_resamples=50",
+            "gate.n_resamples=200", "deploy.n_resamples=200", "deploy.seed_stability.seeds=0",
             "retrain.cost.review=500", "retrain.backtest.n_resamples=200",
         ],
         cwd=project, capture_output=True, text=True,

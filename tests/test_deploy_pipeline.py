@@ -1,4 +1,5 @@
-"""End to end with real DVC: the deploy gate, the registry across reruns, the score stage."""
+"""End to end with real DVC: the deploy gate, the registry across reruns, the score stage,
+and an edit of conf/ (refused by plain `dvc repro`, used by `dvc exp run`)."""
 
 from __future__ import annotations
 
@@ -76,10 +77,29 @@ def test_pipeline_gates_packages_and_scores(ran_project, tmp_path):
     score = json.loads((project / "reports" / "score.json").read_text())
     assert score["rows_scored"] == 1000
 
-    # A bar above what the model earns on test: refused with the reason, nothing packaged,
-    # the champion stays and still scores the batch.
-    bar = first["test_value_per_period"] + 1
+    # An edit of conf/ (the monthly volume, 2000 -> 3000): plain `dvc repro` does not
+    # recompose params.yaml, so it stops on the stale file with the command to run instead,
+    # without a traceback or a changed output; `dvc exp run` composes conf/ and uses it.
+    objective = project / "conf" / "objective" / "german_credit.yaml"
+    assert "volume: 2000" in objective.read_text()
+    objective.write_text(objective.read_text().replace("volume: 2000", "volume: 3000"))
+    before = json.loads((project / "metrics" / "evaluate.json").read_text())
+    failed = run(["dvc", "repro"], project, check=False)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "params.yaml is stale" in output and "dvc exp run" in output
+    assert "Traceback" not in output
+    assert json.loads((project / "metrics" / "evaluate.json").read_text()) == before
+    # ... run with a bar above what the model earns on test (now 1.5x the first run's):
+    # refused with the reason, nothing packaged, the champion stays and scores the batch.
+    bar = 1.5 * first["test_value_per_period"] + 1
     run(["dvc", "exp", "run", "-S", f"objective.good_enough.value_per_period={bar}"], project)
+    after = json.loads((project / "metrics" / "evaluate.json").read_text())
+    ratio = (
+        after["models"]["linear"]["value_per_period"]
+        / before["models"]["linear"]["value_per_period"]
+    )
+    assert ratio == pytest.approx(1.5)
     refused = deploy_record(project)
     assert not refused["packaged"] and "below the" in refused["reason"]
     assert "not packaged" in refused["reason"]

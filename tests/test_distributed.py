@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 from tests.deploy_helpers import make_bundle, prepared
@@ -42,6 +43,27 @@ def test_target_encoding_is_refused_on_dask_before_any_work():
     spec = ModelSpec(estimator="xgboost", categorical={"encoding": "target"})
     with pytest.raises(ConfigError, match=r"model.x.categorical.encoding: 'target' is not"):
         fit_on_dask(None, "model.x", spec, cfg.data, schema.numeric, schema.categorical, 0, None)
+
+
+def test_the_memory_guard_names_the_dask_cluster_for_xgboost_only():
+    """An xgboost fit over the budget can go to a Dask cluster: the guard's one line says
+    so (and how), next to the other fixes; for a model without a Dask fit it does not."""
+    from valuegate.errors import BudgetError
+    from valuegate.resources import guard_fit
+
+    rows = 2_000
+    frame = pd.DataFrame({"x": np.arange(rows, dtype=float), "c": ["a", "b"] * (rows // 2)})
+    budget = ResourcesConfig(max_memory_gb=0.0001)
+    with pytest.raises(BudgetError) as info:
+        guard_fit("model.xgb", ModelSpec(estimator="xgboost"), frame, ["x"], ["c"], budget)
+    assert "fit on a Dask cluster (resources.dask_scheduler: local:2, or tcp://host:8786)" in (
+        str(info.value)
+    )
+    assert "data.sample_rows" in str(info.value)  # the other fixes stay
+    with pytest.raises(BudgetError) as info:
+        guard_fit("model.lin", ModelSpec(estimator="random_forest"), frame, ["x"], ["c"],
+                  budget)  # fmt: skip
+    assert "dask" not in str(info.value)
 
 
 def test_a_scored_chunk_moves_its_row_numbers(tmp_path):
@@ -89,6 +111,23 @@ def test_predict_refuses_a_bad_scheduler_in_one_line(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--dask-scheduler: 'lcal:2' is not a Dask scheduler" in result.stderr
+
+
+def test_a_tuning_worker_is_numbered_from_one(tmp_path):
+    """Worker 0 is the run that owns the study and closes the trials it finds running: a
+    `--worker` numbered 0 on a second machine closed the first machine's running trials,
+    which then crashed (optuna: "Cannot tell a FAIL trial"). Refused before any work."""
+    import subprocess
+    import sys
+
+    from tests.conftest import tool_env
+
+    result = subprocess.run(
+        [sys.executable, "-m", "valuegate.cli", "tune", "--worker", "--worker-index", "0"],
+        capture_output=True, text=True, env=tool_env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--worker-index: 0 is not a worker's number; allowed: 1 or more" in result.stderr
 
 
 def test_score_stage_goes_to_dask_only_for_parquet(tmp_path):
@@ -193,7 +232,15 @@ def test_dask_batch_scoring_writes_what_the_single_process_path_writes(client, t
     for source, name in ((tmp_path / "one.parquet", "a.parquet"), (parts, "b.parquet")):
         summary = score_parquet_on_dask(client, bundle, source, tmp_path / name, "skip")
         assert summary == single
-        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), expected)
+        # bit for bit: the same per-chunk step scores each row alike in any partition
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / name), expected, check_exact=True)
+    # ... but the file's row groups are the input's partitions (here 700 rows), not the
+    # chunks (300): other bytes, so the score stage lists the scheduler as a param
+    groups = pq.ParquetFile(tmp_path / "b.parquet").metadata.num_row_groups
+    assert groups != pq.ParquetFile(tmp_path / "single.parquet").metadata.num_row_groups
+    assert (tmp_path / "b.parquet").read_bytes() != (tmp_path / "single.parquet").read_bytes()
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert "resources.dask_scheduler" in stages["score"]["params"]
     with pytest.raises(DataError, match=r"bad row.*row 1235: age_in_years"):
         score_parquet_on_dask(client, bundle, parts, tmp_path / "c.parquet", "fail")
     assert not (tmp_path / "c.parquet").exists()  # nothing half-written

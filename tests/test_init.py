@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from valuegate.scaffold import (
     project_dvc_yaml,
     readme_commands,
 )
+
+MODELS = ["dummy", "linear", "xgboost", "random_forest", "hist_gradient_boosting"]
 
 
 def test_project_dvc_yaml_drops_only_the_source_dependencies():
@@ -97,14 +100,33 @@ def test_init_refuses_a_folder_in_use_and_an_unknown_example(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_generated_readmes_first_command_runs(tmp_path: Path):
+    """README command 1 of a new project, end to end (`dvc exp run && valuegate show`).
+
+    On the regression example: this one run is also the suite's end-to-end check of the
+    regression path through every stage (the German credit example, binary, is the shared
+    full run of tests/conftest.py `ran_project`); one pipeline run instead of two."""
     directory = tmp_path / "fresh"
     subprocess.run(
-        ["valuegate", "init", str(directory)], env=tool_env(), check=True, capture_output=True
+        ["valuegate", "init", str(directory), "--example", "diabetes"],
+        env=tool_env(),
+        check=True,
+        capture_output=True,
     )
     first = readme_commands(directory)[0]
+    assert first == "dvc exp run && valuegate show"  # the same command for every example
     done = subprocess.run(
         first, shell=True, cwd=directory, env=tool_env(), capture_output=True, text=True
     )
     assert done.returncode == 0, f"{first}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "EUR" in done.stdout  # valuegate show's table, in money
     assert (directory / "reports" / "run.html").is_file()
+
+    metrics = json.loads((directory / "metrics" / "evaluate.json").read_text())
+    assert list(metrics["models"]) == MODELS
+    for record in metrics["models"].values():
+        assert record["value_per_period"] <= 0  # value = -cost
+        assert "offset" in record and "rmse" in record
+    dummy, linear = metrics["models"]["dummy"], metrics["models"]["linear"]
+    assert linear["value_per_period"] > dummy["value_per_period"]
+    # under-prediction costs 4x over-prediction: the chosen offset shifts predictions up
+    assert linear["offset"] > 0

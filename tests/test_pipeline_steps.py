@@ -55,6 +55,8 @@ def test_dvc_yaml_declares_exactly_the_paths_the_code_writes():
         ("gate", "gate"),
         ("tune", "tune"),
         ("evaluate", "evaluate"),
+        ("package", "package"),
+        ("score", "score"),
     ],
 )
 def test_each_stage_depends_on_the_step_it_runs(stage: str, module: str):

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import copy_project, run, tool_env
-from valuegate.registry import Registry
+from valuegate.registry import STALE, Registry
 
 # Small and quick: 1,500 people per year, one candidate, two trials, one extra seed.
 OVERRIDES = [
@@ -149,6 +149,8 @@ def test_killed_retrains_leave_the_champion_and_a_leaky_window_is_never_promoted
     assert out.startswith("Retrained on the expanding window up to 2016"), out
     registry = Registry(project / "models/registry/employment")
     _consistent(project, registry.champion)
+    # what the kill during the registry write left is gone (registry.py removes it)
+    assert not [p.name for p in registry.root.iterdir() if STALE.match(p.name)]
 
     # A leak planted in the appended 2017 window: a feature that is the label.
     champion = registry.champion

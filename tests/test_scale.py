@@ -227,21 +227,36 @@ def test_a_forest_draws_at_most_max_samples_rows_per_tree_and_small_tables_fit_a
     assert all(len(rows) == 500 for rows in small[-1].estimators_samples_)
 
 
-def test_auto_encoding_turns_native_for_xgboost_on_a_large_training_split(table):
+def test_auto_encoding_turns_native_for_xgboost_and_target_for_a_forest_on_a_large_split(
+    table,
+):
     """Above models.NATIVE_ABOVE_ROWS training rows, `auto` gives xgboost one column per
-    categorical (native splits) instead of a one-hot block; smaller tables (the example's
-    600 rows) and other estimators keep theirs; an explicit encoding is kept at any size."""
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+    categorical (native splits) instead of a one-hot block, and above
+    models.TARGET_ABOVE_ROWS a random forest one target-encoded column per categorical;
+    smaller tables (the example's 600 rows) and other estimators keep theirs; an explicit
+    encoding is kept at any size."""
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-    from valuegate.models import NATIVE_ABOVE_ROWS, categorical_encoding
+    from valuegate.models import NATIVE_ABOVE_ROWS, TARGET_ABOVE_ROWS, categorical_encoding
 
     X, y = table  # noqa: N806
     xgb = ModelSpec(estimator="xgboost", params={"n_estimators": 5, "n_jobs": 1})
     large = NATIVE_ABOVE_ROWS["xgboost"] + 1
     assert categorical_encoding(xgb) == categorical_encoding(xgb, 600) == "onehot"
     assert categorical_encoding(xgb, large) == "native"
-    forest = ModelSpec(estimator="random_forest")
-    assert categorical_encoding(forest, large) == "onehot"
+    forest = ModelSpec(estimator="random_forest", params={"n_estimators": 5, "n_jobs": 1})
+    large_for_forest = TARGET_ABOVE_ROWS["random_forest"] + 1
+    assert categorical_encoding(forest, 600) == "onehot"
+    assert categorical_encoding(forest, TARGET_ABOVE_ROWS["random_forest"]) == "onehot"
+    assert categorical_encoding(forest, large_for_forest) == "target"
+    linear = ModelSpec(estimator="linear")
+    assert categorical_encoding(linear, max(large, large_for_forest)) == "onehot"
+    fitted = build_pipeline(
+        "model.random_forest", forest, "binary", NUMERIC, CATEGORICAL, 0,
+        train_rows=large_for_forest,
+    ).fit(X, y)  # fmt: skip
+    assert isinstance(fitted[0].named_transformers_["categorical"], TargetEncoder)
+    assert fitted[0].transform(X).shape[1] == len(NUMERIC) + len(CATEGORICAL)
     chosen = xgb.model_copy(
         update={"categorical": xgb.categorical.model_copy(update={"encoding": "onehot"})}
     )

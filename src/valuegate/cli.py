@@ -107,6 +107,32 @@ def pipeline_command(overrides: list[str], best_params: dict | None = None, cand
     return f"dvc exp run {_dvc_settings([*kept, *tuned])}".rstrip()
 
 
+def _worker_index(args: argparse.Namespace) -> int:
+    """0 for the run that owns the study (the tune stage, `valuegate tune`): it alone
+    closes trials a killed run left open. A `--worker` gets its `--worker-index` (1 or
+    more) or, without one, a number drawn from its host name and process id: workers on
+    several machines then neither close each other's running trials (which crashed them)
+    nor sample with the same seed."""
+    from valuegate.errors import ConfigError
+
+    if not args.worker:
+        if args.worker_index is not None:
+            raise ConfigError("--worker-index numbers a --worker process; add --worker")
+        return 0
+    if args.worker_index is None:
+        import os
+        import socket
+        import zlib
+
+        return 1 + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 999_999
+    if args.worker_index < 1:
+        raise ConfigError(
+            f"--worker-index: {args.worker_index} is not a worker's number; allowed: 1 or "
+            "more (0 is the run that owns the study, the tune stage or `valuegate tune`)"
+        )
+    return args.worker_index
+
+
 def _tune(args: argparse.Namespace) -> None:
     from valuegate.config import compose_config, load_params
     from valuegate.config.loading import deep_validate, validate
@@ -121,6 +147,7 @@ def _tune(args: argparse.Namespace) -> None:
     from valuegate.stages.tune import JOURNAL, await_release
     from valuegate.tuning import tune_candidate
 
+    worker_index = _worker_index(args)
     if args.worker:
         keep_freed_memory_for_reuse()  # like the stage process it works beside
         config = load_params(args.params)
@@ -165,7 +192,7 @@ def _tune(args: argparse.Namespace) -> None:
         candidate,
         JOURNAL,
         forced=not passed,
-        worker_index=args.worker_index,
+        worker_index=worker_index,
         before_study=await_release if args.await_release else None,
     )
     if args.worker:
@@ -533,7 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="join the study that params.yaml defines as an extra worker process",
     )
-    tune.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    tune.add_argument(
+        "--worker-index",
+        type=int,
+        help="with --worker: its number, 1 or more, one per worker on every machine (seeds "
+        "its sampler, labels its trials); default: drawn from the host name and process id",
+    )
     # Set by the tune stage for the workers it starts: wait for its release on stdin.
     tune.add_argument("--await-release", action="store_true", help=argparse.SUPPRESS)
     tune.add_argument("--conf-dir", default="conf", help="the Hydra config directory")

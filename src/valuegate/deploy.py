@@ -44,7 +44,7 @@ from valuegate.row_lineage import unseen
 HONEST_METRICS = {"binary": "roc_auc", "regression": "r2"}
 
 
-def _money(value: float) -> str:
+def money(value: float) -> str:
     """Thousands separators, no decimals; never "-0" (round gives an int)."""
     return f"{round(value):,d}"
 
@@ -472,8 +472,8 @@ def deploy_decision(
 
     if not value_ok:
         return refuse(
-            f"{final} is worth {_money(value)} {unit} on the test split, below the "
-            f"{_money(target)} {unit} that objective.good_enough requires: not packaged"
+            f"{final} is worth {money(value)} {unit} on the test split, below the "
+            f"{money(target)} {unit} that objective.good_enough requires: not packaged"
         )
     if missed:
         return refuse(
@@ -490,7 +490,7 @@ def deploy_decision(
     if champion is None:
         record.update(packaged=True, promote=True, refused=False)
         record["reason"] = (
-            f"{final} is worth {_money(value)} {unit} on test, meets objective.good_enough "
+            f"{final} is worth {money(value)} {unit} on test, meets objective.good_enough "
             "and the registry has no champion yet: packaged"
         )
         return record
@@ -577,7 +577,7 @@ def deploy_decision(
     if noise:
         passed = False
     record.update(packaged=passed, promote=passed, refused=not passed)
-    bar = f"the {_money(deploy.min_uplift)} {unit} needed" if deploy.min_uplift > 0 else "zero"
+    bar = f"the {money(deploy.min_uplift)} {unit} needed" if deploy.min_uplift > 0 else "zero"
     level = f"{verdict['confidence']:.4g}"
     budget = (
         f"attempt {attempt['attempt']} on these test rows, {attempt['left']:.3g} of the "
@@ -591,31 +591,31 @@ def deploy_decision(
     )
     if stability is not None:
         flips += (
-            f"; seed spread {_money(stability['spread'])} {unit} over "
+            f"; seed spread {money(stability['spread'])} {unit} over "
             f"{len(stability['seeds']) + 1} seeds"
         )
     if noise:
         assert stability is not None
         record["reason"] = (
-            f"{final} beats champion {champion.name} by {_money(observed)} {unit} on the "
+            f"{final} beats champion {champion.name} by {money(observed)} {unit} on the "
             f"{n_fresh} test rows neither model has seen ({level} lower bound "
-            f"{_money(verdict['ci_lower'])} >= {bar}; {budget}), but that uplift is within "
-            f"the {_money(stability['spread'])} {unit} the same config moves by across "
+            f"{money(verdict['ci_lower'])} >= {bar}; {budget}), but that uplift is within "
+            f"the {money(stability['spread'])} {unit} the same config moves by across "
             f"{len(stability['seeds']) + 1} seeds (deploy.seed_stability): noise, not "
             "packaged"
         )
     elif passed:
         record["reason"] = (
-            f"{final} beats champion {champion.name} by {_money(observed)} {unit} on the "
+            f"{final} beats champion {champion.name} by {money(observed)} {unit} on the "
             f"{n_fresh} test rows neither model has seen, at their shipped operating points "
-            f"({level} lower bound {_money(verdict['ci_lower'])} >= {bar}; {budget}{flips}): "
+            f"({level} lower bound {money(verdict['ci_lower'])} >= {bar}; {budget}{flips}): "
             "packaged"
         )
     else:
         record["reason"] = (
             f"{final} does not beat champion {champion.name} by enough: uplift "
-            f"{_money(observed)} {unit} on the {n_fresh} test rows neither model has seen, at "
+            f"{money(observed)} {unit} on the {n_fresh} test rows neither model has seen, at "
             f"their shipped operating points; {level} lower bound "
-            f"{_money(verdict['ci_lower'])} is not above {bar} ({budget}{flips}): not packaged"
+            f"{money(verdict['ci_lower'])} is not above {bar} ({budget}{flips}): not packaged"
         )
     return record

@@ -9,12 +9,24 @@
 The `package` stage declares the registry as a DVC output with `persist: true` (DVC would
 otherwise delete it before each run) and `cache: false`, so it is versioned with git and
 survives reruns. A directory that starts with "." is an unfinished write and is ignored.
+
+Writers hold the registry's lock (an exclusive `flock` on its directory, released by the
+kernel when the process ends, SIGKILL included) while they write. Whoever takes the lock
+first removes what a killed writer left: temporary names of `io.atomic_path` /
+`io.atomic_dir` for the registry's own files (`.v3.<random>.tmp`, `.champion.json.<random>.tmp`,
+`.budget.json.<random>.tmp`, `.v3.old.<pid>`), which no live writer can own while we hold it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import re
+import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +37,78 @@ from valuegate.io import atomic_write_json
 POINTER = "champion.json"
 BUDGET = "budget.json"
 VERSION = re.compile(r"^v(\d+)$")
+# What io.atomic_path / io.atomic_dir leave when killed, for the registry's own names only
+# (mkstemp/mkdtemp add 8 characters of [a-z0-9_]; atomic_dir's `.old.<pid>` is the previous
+# bundle moved aside during a replace).
+STALE = re.compile(r"^\.(v\d+|champion\.json|budget\.json)\.([a-z0-9_]{8}\.tmp|old\.\d+)$")
+LOCK_WAIT = 60.0  # seconds a writer waits for another to finish before saying who blocks
+
+log = logging.getLogger(__name__)
+# Locks this process holds, by registry directory: re-entrant within the process (flock
+# locks belong to an open file, so a second open here would wait on ourselves).
+_held: dict[Path, list[int]] = {}
 
 
 class Registry:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+
+    # ------------------------------------------------------------------ the lock
+    @contextlib.contextmanager
+    def writing(self, wait: float = LOCK_WAIT) -> Iterator[None]:
+        """Hold the registry's write lock (creating the directory); on first taking it,
+        remove what killed writers left (`remove_stale`). ArtifactError after `wait`
+        seconds if another process keeps it."""
+        import fcntl  # POSIX; imported here so reading a registry works everywhere
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        key = self.root.resolve()
+        if key in _held:
+            _held[key][1] += 1
+            try:
+                yield
+            finally:
+                _held[key][1] -= 1
+            return
+        fd = os.open(key, os.O_RDONLY)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise ArtifactError(
+                            f"the registry {self.root} is being written by another process "
+                            f"(it holds the lock on the directory) for over {wait:.0f} s: wait "
+                            "for it to finish (a `dvc exp run`, `valuegate retrain` or "
+                            "`valuegate models promote/rollback`), then retry."
+                        ) from None
+                    time.sleep(0.1)
+            _held[key] = [fd, 1]
+            try:
+                for path in self.remove_stale():
+                    log.warning("registry: removed %s, left by a killed write", path)
+                yield
+            finally:
+                del _held[key]
+        finally:
+            os.close(fd)  # releases the flock
+
+    def remove_stale(self) -> list[Path]:
+        """Delete the registry's own temporary files and directories (`STALE`); return
+        them. Only safe under the lock (`writing` calls it): a live writer holds it."""
+        removed = []
+        for path in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if not STALE.match(path.name):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
 
     # ------------------------------------------------------------------ reading
     def versions(self) -> list[str]:
@@ -228,7 +307,8 @@ class Registry:
         return ledger
 
     def write_budget(self, ledger: dict[str, Any]) -> None:
-        atomic_write_json(self.root / BUDGET, ledger)
+        with self.writing():
+            atomic_write_json(self.root / BUDGET, ledger)
 
     # ------------------------------------------------------------------ writing
     def next_version(self) -> str:
@@ -236,10 +316,21 @@ class Registry:
         return f"v{int(versions[-1][1:]) + 1 if versions else 1}"
 
     def ensure(self) -> None:
-        """Create the registry (an empty champion pointer) if it does not exist yet."""
-        if not (self.root / POINTER).is_file():
-            self.root.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.root / POINTER, {"champion": None, "history": []})
+        """Create the registry (an empty champion pointer) if it does not exist yet; remove
+        what a killed writer left (`writing`)."""
+        with self.writing():
+            if not (self.root / POINTER).is_file():
+                atomic_write_json(self.root / POINTER, {"champion": None, "history": []})
+
+    def save(self, version: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """`bundle.save_bundle` of the bundle `version` (v1, v2, ...), under the lock;
+        returns its manifest."""
+        from valuegate.bundle import save_bundle
+
+        if not VERSION.match(version):
+            raise ArtifactError(f"cannot save {version!r} in the registry: not a version (v1, ...)")
+        with self.writing():
+            return save_bundle(self.root / version, *args, **kwargs)
 
     def promote(self, version: str) -> None:
         """Make `version` the champion. Also the repair of a broken champion.json: the
@@ -250,16 +341,17 @@ class Registry:
                 f"(have {self.versions() or 'none'})."
             )
         load_bundle(self.root / version)  # a champion must load and verify
-        try:
-            history = self._pointer()["history"]
-        except ArtifactError:
-            history = []
-        history = [v for v in history if v != version] + [version]
-        pointer = {"champion": version, "history": history}
-        demoted = [v for v in self._demoted() if v != version]
-        if demoted:
-            pointer["demoted"] = demoted
-        atomic_write_json(self.root / POINTER, pointer)
+        with self.writing():
+            try:
+                history = self._pointer()["history"]
+            except ArtifactError:
+                history = []
+            history = [v for v in history if v != version] + [version]
+            pointer = {"champion": version, "history": history}
+            demoted = [v for v in self._demoted() if v != version]
+            if demoted:
+                pointer["demoted"] = demoted
+            atomic_write_json(self.root / POINTER, pointer)
 
     def _demoted(self) -> list[str]:
         """Versions rolled back from (so never promoted again without a person)."""
@@ -287,16 +379,20 @@ class Registry:
 
     def rollback(self) -> str:
         """Make the previous champion the champion again; return it."""
-        pointer = self._pointer()
-        history = pointer["history"]
-        if len(history) < 2:
-            raise ArtifactError(
-                f"nothing to roll back to: the registry {self.root} has had "
-                f"{len(history)} champion(s)."
+        if not self.root.is_dir():  # not created by a failed rollback
+            raise ArtifactError(f"nothing to roll back to: there is no registry {self.root}.")
+        with self.writing():
+            pointer = self._pointer()
+            history = pointer["history"]
+            if len(history) < 2:
+                raise ArtifactError(
+                    f"nothing to roll back to: the registry {self.root} has had "
+                    f"{len(history)} champion(s)."
+                )
+            demoted = [v for v in self._demoted() if v != history[-1]] + [history[-1]]
+            history = history[:-1]
+            atomic_write_json(
+                self.root / POINTER,
+                {"champion": history[-1], "history": history, "demoted": demoted},
             )
-        demoted = [v for v in self._demoted() if v != history[-1]] + [history[-1]]
-        history = history[:-1]
-        atomic_write_json(
-            self.root / POINTER, {"champion": history[-1], "history": history, "demoted": demoted}
-        )
         return history[-1]

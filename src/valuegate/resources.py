@@ -153,9 +153,12 @@ def estimate_fit(
     )
 
 
-def memory_problem(key: str, estimate: MemoryEstimate, max_memory_gb: float) -> str | None:
+def memory_problem(
+    key: str, estimate: MemoryEstimate, max_memory_gb: float, dask: bool = False
+) -> str | None:
     """One line naming the widest column and the fixes when `estimate` is over the
-    budget, else None. `key` is the model's config path (`model.xgboost`)."""
+    budget, else None. `key` is the model's config path (`model.xgboost`); `dask`: the
+    estimator can fit on a Dask cluster (xgboost), a fix to name."""
     if estimate.bytes <= max_memory_gb * GB:
         return None
     need = f"about {estimate.bytes / GB:.1f} GB"
@@ -170,6 +173,10 @@ def memory_problem(key: str, estimate: MemoryEstimate, max_memory_gb: float) -> 
                 f"in one column ({key}.categorical.encoding: target)"
             )
     fixes.append(f"fit on a sample (data.sample_rows: {min(50_000, estimate.rows // 2):,})")
+    if dask:
+        fixes.append(
+            "fit on a Dask cluster (resources.dask_scheduler: local:2, or tcp://host:8786)"
+        )
     fixes.append(f"or raise resources.max_memory_gb (now {max_memory_gb:g})")
     return (
         f"{key}: fitting would need {need} ({shape}), over the budget of "
@@ -203,7 +210,9 @@ def guard_fit(
         max_categories,
         sparse=spec.estimator in SPARSE_ONEHOT and encoding == "onehot",
     )
-    problem = memory_problem(key, estimate, resources.max_memory_gb)
+    problem = memory_problem(
+        key, estimate, resources.max_memory_gb, dask=spec.estimator == "xgboost"
+    )
     if problem:
         raise BudgetError(problem)
     return estimate

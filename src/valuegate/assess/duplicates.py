@@ -5,10 +5,11 @@ A held-out row identical to an earlier split's row is leakage only when it is a 
 it. Distinct entities with identical coded profiles (a few categorical features) collide
 by chance, and then as often within one split as across splits: the expected share of
 held-out rows that repeat an earlier split's whole row (features, amount, label) is the
-share of training rows that repeat another training row, scaled by the size of the pool
-they are compared with. Only an excess beyond that (at least `cross_split_block` of the
-held-out rows, and beyond chance by a one-sided binomial test at `chance_level`) blocks;
-so does an id (`data.id_column`) seen in an earlier split. Otherwise it is a warning.
+share of the earlier splits' rows that repeat another of their rows (under distinct ids
+with `data.id_column`; see `expected_cross_share`). Only an excess beyond that (at least
+`cross_split_block` of the held-out rows, and beyond chance by a one-sided binomial test
+at `chance_level`) blocks; so does an id (`data.id_column`) seen in an earlier split.
+Otherwise it is a warning.
 
 Exact counts on every row: a 64-bit hash per row (features + target) is cheap."""
 
@@ -189,28 +190,54 @@ def whole_row_columns(data: AssessData, with_target: bool = True) -> list[str]:
     return list(dict.fromkeys([*data.features, *amount, *([data.target] if with_target else [])]))
 
 
-def expected_cross_share(data: AssessData, hashes: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per held-out split, the share of its rows expected to repeat a whole row of the
-    earlier splits by chance, i.e. as distinct rows of this feature space:
+def expected_cross_share(
+    data: AssessData, hashes: dict[str, np.ndarray]
+) -> tuple[dict[str, float], str]:
+    """(per held-out split, the share of its rows expected to repeat a whole row of the
+    earlier splits by chance, i.e. as distinct rows of this feature space; how it was
+    judged: "distinct ids", "repeats", "independent", or "mixed" when the splits differ).
 
-    - `independent`: each held-out row's chance of matching one of the N earlier rows when
-      the columns are independent, 1 - (1 - q)^N with q the product of its values' shares
-      in train (missing is a value). Near 0 when any column is continuous;
-    - `within`: the share of training rows whose whole row occurs at another training row,
-      scaled from a pool of n_train - 1 rows to N. Correlated columns make collisions more
-      likely than `independent` says, and `within` sees that; but copies inside train
-      inflate it too. So `within` counts only when the feature space itself explains a
-      good part of it (`independent` >= a tenth of it); else the repeats within train are
-      copies as well, and the expected share is `independent`."""
+    The chance that a held-out row matches one of the N earlier rows is, for rows drawn
+    alike, the chance that an earlier row matches one of the N - 1 others: the share of
+    the pool (train; train + valid for test) whose whole row occurs at another pool row.
+    That sees correlated columns (children of one age share every ACS code), which an
+    independence model misses by orders of magnitude; but copies inside the pool inflate
+    it. So:
+
+    - with `data.id_column`, rows that repeat a pool row *with its id* are copies and
+      count once: the share counts only repeats under distinct ids ("distinct ids");
+    - without one, a repeat is a copy or a chance collision, and the pool's share counts
+      only when the columns taken as independent explain a good part of it (at least a
+      tenth): each held-out row's chance 1 - (1 - q)^N, q the product of its values'
+      shares in train (missing is a value), near 0 when any column is continuous. Else
+      the repeats inside the pool are copies too, and the expected share is the
+      independent one ("independent"; else "repeats")."""
+    train = data.splits["train"]
+    has_ids = bool(data.id_column) and all(data.id_column in f for f in data.splits.values())
+    # Ids as 64-bit hashes: a (row, id) pair is two integers, cheap to deduplicate.
+    ids = (
+        {
+            s: pd.util.hash_pandas_object(f[data.id_column], index=False).to_numpy()
+            for s, f in data.splits.items()
+        }
+        if has_ids
+        else None
+    )
+    repeats: dict[str, float] = {}
+    for i, split in enumerate(ORDER[1:], start=1):
+        pool = ORDER[:i]
+        repeats[split] = _pool_repeat_share(
+            np.concatenate([hashes[s] for s in pool]),
+            np.concatenate([ids[s] for s in pool]) if ids is not None else None,
+        )
+    if has_ids:
+        return repeats, "distinct ids"
     columns = whole_row_columns(data)
-    train = data.splits["train"][columns]
-    n = len(train)
-    within = float(pd.Series(hashes["train"]).duplicated(keep=False).mean()) if n > 1 else 0.0
     shares = {
         c: train[c].astype(object).where(train[c].notna(), "<missing>").value_counts(normalize=True)
         for c in columns
     }
-    out, pool = {}, n
+    out, bases, pool_rows = {}, set(), len(train)
     for split in ORDER[1:]:
         frame = data.splits[split]
         log_q = np.zeros(len(frame))
@@ -220,23 +247,54 @@ def expected_cross_share(data: AssessData, hashes: dict[str, np.ndarray]) -> dic
             with np.errstate(divide="ignore"):
                 log_q += np.log(np.nan_to_num(share, nan=0.0))
         q = np.exp(log_q)
-        independent = float(np.mean(-np.expm1(pool * np.log1p(-np.minimum(q, 1 - 1e-12)))))
-        scaled = min(1.0, within * pool / max(1, n - 1))
-        out[split] = max(independent, scaled) if independent >= 0.1 * scaled else independent
-        pool += len(frame)
-    return out
+        independent = (
+            float(np.mean(-np.expm1(pool_rows * np.log1p(-np.minimum(q, 1 - 1e-12)))))
+            if len(q)
+            else 0.0
+        )
+        explained = independent >= 0.1 * repeats[split]
+        out[split] = max(repeats[split], independent) if explained else independent
+        bases.add("repeats" if explained else "independent")
+        pool_rows += len(frame)
+    return out, bases.pop() if len(bases) == 1 else "mixed"
+
+
+def _pool_repeat_share(hashes: np.ndarray, ids: np.ndarray | None) -> float:
+    """The share of the pool's rows whose whole row (`hashes`) occurs at another of its
+    rows; with `ids` (one hash per row), a row repeated with its id counts once (a copy,
+    not a second case)."""
+    if len(hashes) < 2:
+        return 0.0
+    rows = pd.DataFrame({"hash": hashes})
+    if ids is not None:  # hashed ids
+        rows["id"] = ids
+        rows = rows.drop_duplicates()
+    return float(rows["hash"].duplicated(keep=False).mean())
+
+
+# How the chance share was judged (expected_cross_share's basis), in the finding's words.
+JUDGED = {
+    "distinct ids": "judged by how often rows of the earlier splits repeat one another "
+    "under distinct ids",
+    "repeats": "judged by how often rows of the earlier splits repeat one another",
+    "independent": "judged by the columns' value shares taken as independent, as the "
+    "repeats within the earlier splits look like copies too",
+    "mixed": "judged per split by how often the earlier splits' rows repeat one another, "
+    "or, where those repeats look like copies, by the columns taken as independent",
+}
 
 
 def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) -> None:
     n_cross = sum(cross_counts.values())
     share = n_cross / held_out
-    expected = expected_cross_share(data, hashes)
+    expected, basis = expected_cross_share(data, hashes)
     expected_rows = sum(expected[s] * len(hashes[s]) for s in expected)
     expected_share = expected_rows / held_out
     # P(at least n_cross repeats | the chance rate): one-sided binomial on the held-out rows.
     p_value = float(stats.binom.sf(n_cross - 1, held_out, min(1.0, expected_share)))
     beyond_chance = p_value < config.duplicates.chance_level
     copies = beyond_chance and share - expected_share >= config.duplicates.cross_split_block
+    judged = JUDGED[basis]
     counts = (
         f"(valid {cross_counts['valid']:,} in train; test {cross_counts['test']:,} in train "
         "or valid)"
@@ -247,17 +305,25 @@ def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) ->
         title = (
             f"{repeat}an earlier split {counts}, far more "
             f"than distinct rows of this feature space would ({expected_share:.1%} expected "
-            f"by chance; p = {p_value:.2g}): they are copies, so models are "
+            f"by chance, {judged}; p = {p_value:.2g}): they are copies, so models are "
             "scored on rows they were trained on and their value is overstated."
         )
         action = (
             "deduplicate the raw data, or set assess.remedies.drop_duplicates: true "
             "(drops them from valid and test)"
+            + (
+                "; if each row is a distinct case, set data.id_column: repeats under "
+                "distinct ids are then judged against how often the earlier splits' rows "
+                "repeat one another"
+                if basis != "distinct ids"
+                else ""
+            )
         )
     elif beyond_chance:
         title = (
             f"{repeat}an earlier split {counts}, more than distinct rows of this feature "
-            f"space would ({expected_share:.1%} expected by chance; p = {p_value:.2g}): "
+            f"space would ({expected_share:.1%} expected by chance, {judged}; "
+            f"p = {p_value:.2g}): "
             f"probably copies, but fewer than the {config.duplicates.cross_split_block:.1%} "
             "of valid and test rows that blocks, so they overstate the value only a little."
         )
@@ -271,7 +337,7 @@ def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) ->
             "values and label as a row of an "
             f"earlier split {counts}: distinct rows with identical feature vectors, about as "
             f"often as chance makes likely in this feature space ({expected_share:.1%} "
-            "expected, judged by how often rows repeat within train). That is "
+            f"expected, {judged}). That is "
             "what coarse, coded features do; it is not leakage, and models score these rows "
             "as any row with that profile."
         )
@@ -289,6 +355,7 @@ def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) ->
                 "rows_seen_earlier": cross_counts,
                 "share_of_valid_and_test": share,
                 "expected_share": expected_share,
+                "expected_from": basis,
                 "p_value": p_value,
                 "copies": beyond_chance,  # more than chance explains: drop_duplicates drops them
                 "block_at_excess": config.duplicates.cross_split_block,

@@ -17,7 +17,9 @@ def as_time(column: pd.Series) -> pd.Series:
     """Numbers stay numbers (e.g. a period index); anything else is parsed as datetime."""
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
         return column
-    return pd.to_datetime(column, errors="coerce", utc=True)
+    # format="mixed", as data.time_order parses it: text such as "Mar-2018" is read
+    # element by element without pandas' "could not infer format" warning on stderr.
+    return pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
 
 
 def check_timeline(data: AssessData, config: AssessConfig) -> CheckResult:

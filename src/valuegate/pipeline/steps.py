@@ -28,14 +28,18 @@ from valuegate.pipeline.fit import fit_baselines, fit_candidate
 from valuegate.pipeline.gate import gate, gate_refusal
 from valuegate.pipeline.package import FinalModel, Packaged, final_model, package
 from valuegate.pipeline.prepare import prepare
+from valuegate.pipeline.score import FIX_HINT as SCORE_FIX_HINT
+from valuegate.pipeline.score import ScoredBatch, no_champion_record, score, score_record
 from valuegate.pipeline.tune import Tuned, WorkerPool, refit_best, selected, tune
 
 __all__ = [
     "ACCEPT_FILE",
+    "SCORE_FIX_HINT",
     "Assessed",
     "FinalModel",
     "Packaged",
     "Scored",
+    "ScoredBatch",
     "Splits",
     "Tuned",
     "WorkerPool",
@@ -51,10 +55,13 @@ __all__ = [
     "fit_candidate",
     "gate",
     "gate_refusal",
+    "no_champion_record",
     "package",
     "prepare",
     "refit_best",
     "remedied_schema",
+    "score",
+    "score_record",
     "scored",
     "selected",
     "split_scores",

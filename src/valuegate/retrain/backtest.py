@@ -661,12 +661,10 @@ def tally(
 # --------------------------------------------------------------------------- in words
 
 
-def _m(value: float, currency: str) -> str:
-    return f"{value:,.0f} {currency}"
-
-
 def verdict(record: dict[str, Any]) -> str:
     """The winner and why, in words, from the record's numbers (honest whatever wins)."""
+    from valuegate.deploy import money
+
     currency = record["currency"]
     policies = record["policies"]
     winner = record["winner"]
@@ -674,9 +672,9 @@ def verdict(record: dict[str, Any]) -> str:
     span = f"{record['periods'][0]}-{record['periods'][-1]}"
     conf = f"{record['confidence']:.0%}"
     text = (
-        f"{winner} wins over {span}: net {_m(w['net'], currency)} "
-        f"({_m(w['value'], currency)} earned, {w['retrains']} retrain(s) costing "
-        f"{_m(w['cost'], currency)}, {w['promotions']} promoted)."
+        f"{winner} wins over {span}: net {money(w['net'])} {currency} "
+        f"({money(w['value'])} {currency} earned, {w['retrains']} retrain(s) costing "
+        f"{money(w['cost'])} {currency}, {w['promotions']} promoted)."
     )
     twins = record.get("same_as_winner", [])
     if twins:
@@ -690,8 +688,8 @@ def verdict(record: dict[str, Any]) -> str:
     r = policies[runner]
     lead = r["versus_winner"]
     text += (
-        f" Its lead over {runner} is {_m(lead['difference'], currency)} ({conf} interval "
-        f"{_m(lead['low'], currency)} to {_m(lead['high'], currency)})"
+        f" Its lead over {runner} is {money(lead['difference'])} {currency} ({conf} interval "
+        f"{money(lead['low'])} {currency} to {money(lead['high'])} {currency})"
     )
     if lead["low"] <= 0:
         text += (
@@ -710,8 +708,8 @@ def verdict(record: dict[str, Any]) -> str:
             gained = p["value"] - w["value"]
             parts.append(
                 f"{name} retrained {p['retrains']} time(s) ({p['promotions']} promoted) and "
-                f"earned {_m(gained, currency)} {'more' if gained >= 0 else 'less'} than "
-                f"{winner}, against {_m(p['cost'], currency)} of retrain cost"
+                f"earned {money(gained)} {currency} {'more' if gained >= 0 else 'less'} than "
+                f"{winner}, against {money(p['cost'])} {currency} of retrain cost"
             )
         if parts:
             text += " Retraining did not pay on this data: " + "; ".join(parts) + "."
@@ -722,8 +720,8 @@ def verdict(record: dict[str, Any]) -> str:
         text += (
             (" Retraining paid: " if sure else " On the point estimates retraining paid, ")
             + f"{winner}'s {w['promotions']} promoted challenger(s) earned "
-            f"{_m(gained, currency)} more than {base} (which never retrains), against "
-            f"{_m(w['cost'], currency)} of retrain cost"
+            f"{money(gained)} {currency} more than {base} (which never retrains), against "
+            f"{money(w['cost'])} {currency} of retrain cost"
             + ("." if sure else ", but that gain is within the noise of the periods' rows.")
         )
     if all(p["promotions"] == 0 for p in policies.values()) and retrainers:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from valuegate.deploy import money
 from valuegate.run_report.charts import png_img, pyplot
 from valuegate.run_report.page import STYLE
 
@@ -24,7 +25,7 @@ def _e(value: Any) -> str:
 def _m(value: float | None, unit: str) -> str:
     if value is None or value != value:
         return "n/a"
-    return f"{value:,.0f} {unit}"
+    return f"{money(value)} {unit}".rstrip()
 
 
 def value_chart(record: dict[str, Any]) -> str:

@@ -39,13 +39,27 @@ def _money(value: float) -> str:
     return f"{round(value):,d}"
 
 
+def periods_text(rows_per_period: dict[str, int], most: int = 6) -> str:
+    """The window's periods and their rows, for one line: every period when there are at
+    most `most`, else the first and last three, the count and the total (a date column
+    makes every day a period: hundreds)."""
+    items = [f"{p} ({n:,} rows)" for p, n in rows_per_period.items()]
+    if len(items) <= most:
+        return ", ".join(items)
+    total = sum(rows_per_period.values())
+    return (
+        f"{len(items)} periods, {total:,} rows: {', '.join(items[:3])}, ..., "
+        f"{', '.join(items[-3:])}"
+    )
+
+
 def result_paragraph(record: dict[str, Any], window: dict[str, Any], unit: str) -> str:
     """One paragraph on the retrain: promoted or not and why, the uplift over the champion
     with its interval, decision churn and seed spread (reports/deploy.json `record`;
     `window`: schema.json's record of the window, {} without one; `unit`: e.g. USD/month)."""
     where = ""
     if window:
-        periods = ", ".join(f"{p} ({n:,} rows)" for p, n in window["rows_per_period"].items())
+        periods = periods_text(window["rows_per_period"])
         where = (
             f"Retrained on the {window['rule']} window up to {window['until']}: {periods}; "
             f"tested on the last {window['holdout']:.0%} of {window['test_period']}. "
@@ -103,8 +117,11 @@ def _check_period(config: Any, rows: Any, window: Any) -> None:
     column = config.data.time_column
     if column is None or column not in rows.columns:
         return
-    values = pd.unique(rows[column])
-    if not all(str(v) == str(window) for v in values):
+    from valuegate.retrain.window import same_period
+
+    values = list(pd.unique(rows[column]))
+    dates = not pd.api.types.is_numeric_dtype(rows[column])
+    if not same_period(values, window, dates).all():
         shown = sorted({str(v) for v in values})[:10]
         raise DataError(
             f"--labels: column {column!r} of the new rows holds {shown}, not only the window "
@@ -187,10 +204,10 @@ def _dry_run(config: Any, new_rows: Any, command: list[str]) -> int:
         raw = pd.concat([raw, new_rows[list(raw.columns)]], ignore_index=True)
     splits, schema = steps.prepare(raw, config, "dry-run")
     sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in splits.items())
-    periods = ", ".join(f"{p}: {n:,}" for p, n in schema.window["rows_per_period"].items())
+    periods = periods_text(schema.window["rows_per_period"])
     print(
         f"Dry run: would train on the {schema.window['rule']} window up to "
-        f"{schema.window['until']} (rows per period {periods}; splits {sizes}; test = the "
+        f"{schema.window['until']} ({periods}; splits {sizes}; test = the "
         f"last {schema.window['holdout']:.0%} of {schema.window['test_period']}), by running "
         f"`{' '.join(command)}`. Nothing was written."
     )

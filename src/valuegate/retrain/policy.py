@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from valuegate.config.schema import PolicyConfig
+from valuegate.deploy import money
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,6 @@ class Decision:
 
     retrain: bool
     why: str
-
-
-def _money(value: float, unit: str) -> str:
-    return f"{value:,.0f} {unit}"
 
 
 def decide(policy: PolicyConfig, index: int, record: dict[str, Any], unit: str) -> Decision:
@@ -60,10 +57,10 @@ def decide(policy: PolicyConfig, index: int, record: dict[str, Any], unit: str) 
         fires = risk["high"] < -threshold
         return Decision(
             fires,
-            f"value at risk {_money(risk['value_per_period'], unit)} ({risk['confidence']:.0%} "
-            f"interval {_money(risk['low'], unit)} to {_money(risk['high'], unit)}); upper bound "
+            f"value at risk {money(risk['value_per_period'])} {unit} ({risk['confidence']:.0%} "
+            f"interval {money(risk['low'])} {unit} to {money(risk['high'])} {unit}); upper bound "
             + ("below" if fires else "not below")
-            + f" -{_money(threshold, unit)}: "
+            + f" -{money(threshold)} {unit}: "
             + ("retrain" if fires else "no retrain"),
         )
     if trigger == "drift":

@@ -54,8 +54,33 @@ def periods(values: pd.Series, column: str) -> tuple[list[Any], np.ndarray]:
     return labels, inverse.reshape(-1)
 
 
-def _match(until: Any, labels: list[Any], column: str) -> int:
-    """The index of `until` among the periods; a clear error listing them when absent."""
+def _instants(values: list[Any]) -> pd.Series:
+    """Each value as a UTC instant (NaT when it is not a date), parsed as data.time_order
+    parses a text time column (naive times taken as UTC)."""
+    text = pd.Series([str(_plain(v)) for v in values], dtype=object)
+    return pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+
+
+def same_period(values: list[Any], until: Any, dates: bool) -> np.ndarray:
+    """Which of `values` (of data.time_column) are the period `until` as a user writes it:
+    equal, equal as text, or (`dates`: the column holds dates or times, not numbers) the
+    same instant (2017-02-01 is a timestamp column's 2017-02-01 00:00:00)."""
+    out = np.array([str(_plain(v)) == str(until) for v in values], dtype=bool)
+    for i, value in enumerate(values):
+        same = value == until
+        out[i] |= isinstance(same, bool | np.bool_) and bool(same)
+    if dates and not out.all():
+        wanted = _instants([until]).iloc[0]
+        if not pd.isna(wanted):
+            out |= (_instants(values) == wanted).to_numpy()
+    return out
+
+
+def _match(until: Any, labels: list[Any], column: str, dates: bool = False) -> int:
+    """The index of `until` among the periods; a clear error listing them when absent.
+    `dates`: the periods are dates or times (not numbers), so `until` also matches the
+    period at the same instant however it is written (2017-02-01 for a datetime column's
+    2017-02-01 00:00:00, or 2017-02-01T00:00Z)."""
     for i, label in enumerate(labels):
         same = label == until
         if isinstance(same, bool | np.bool_) and bool(same):
@@ -63,6 +88,9 @@ def _match(until: Any, labels: list[Any], column: str) -> int:
     for i, label in enumerate(labels):  # a date or text period written in YAML as text
         if str(_plain(label)) == str(until):
             return i
+    hits = np.flatnonzero(same_period(labels, until, dates)) if dates else []
+    if len(hits):
+        return int(hits[0])
     shown = [_plain(v) for v in labels]
     listed = ", ".join(map(str, shown if len(shown) <= 20 else [*shown[:10], "...", *shown[-5:]]))
     raise DataError(
@@ -92,7 +120,8 @@ def select(frame: pd.DataFrame, data: DataConfig, window: RetrainWindow, seed: i
             "retrain.window.until: a window needs data.time_column (the periods it counts)."
         )
     labels, period = periods(frame[column], column)
-    last = _match(window.until, labels, column)
+    dates = not pd.api.types.is_numeric_dtype(frame[column])
+    last = _match(window.until, labels, column, dates)
     first = max(0, last - window.periods + 1) if window.rule == "sliding" else 0
     kept_periods = range(first, last + 1)
     binary = data.task == "binary"

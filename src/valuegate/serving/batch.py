@@ -286,28 +286,24 @@ def score_chunk(bundle: Bundle, chunk: pd.DataFrame, first_row: int = 0) -> Scor
     return ScoredChunk(len(chunk), table, checked.errors, checked.unseen, checked.new_missing)
 
 
-class ChunkWriter:
-    """Takes scored chunks in input order: applies `on_error` (fail: a DataError naming
-    the first bad rows; skip: report them), counts, and appends to `tmp` (Parquet, or
-    CSV when `as_csv`); `summary()` is predict_file's return value."""
+class ScoreTally:
+    """Takes scored chunks in input order and applies `on_error` (fail: a DataError naming
+    the first bad rows of `source`, ending with `fix_hint`; skip: count them, keep the
+    first MAX_REPORTED (row, reason) in `skipped` and print those to `report` when one is
+    given: memory stays flat however many rows are refused); counts rows and the
+    unseen categories and new gaps per column. No I/O beyond `report`: the batch file path,
+    the Dask path and the in-memory score step (pipeline/score.py) keep the same tally."""
 
     def __init__(
-        self,
-        bundle: Bundle,
-        source: Path,
-        tmp: Path,
-        as_csv: bool,
-        on_error: str,
-        report: TextIO,
-        fix_hint: str,
+        self, source: str | Path, on_error: str, fix_hint: str, report: TextIO | None = None
     ) -> None:
-        self.bundle, self.source, self.tmp, self.as_csv = bundle, source, tmp, as_csv
-        self.on_error, self.report, self.fix_hint = on_error, report, fix_hint
-        self.rows_in = self.rows_out = self.skipped = 0
+        if on_error not in ("skip", "fail"):
+            raise DataError(f"--on-error must be skip or fail, got {on_error!r}")
+        self.source, self.on_error, self.fix_hint, self.report = source, on_error, fix_hint, report
+        self.rows_in = self.rows_out = self.rows_skipped = 0
+        self.skipped: list[tuple[int, str]] = []
         self.unseen: dict[str, int] = {}
         self.new_missing: dict[str, int] = {}
-        self.writer: Any = None
-        self.closed = False
 
     def add(self, chunk: ScoredChunk) -> None:
         errors = chunk.errors
@@ -321,19 +317,64 @@ class ChunkWriter:
                     + more
                     + f". {self.fix_hint}"
                 )
-            for row, why in errors:
-                if self.skipped < MAX_REPORTED:
+            for row, why in errors[: max(0, MAX_REPORTED - len(self.skipped))]:
+                if self.report is not None:
                     print(f"skipped row {row}: {why}", file=self.report)
-                self.skipped += 1
+                self.skipped.append((row, why))
+            self.rows_skipped += len(errors)
         for column, count in chunk.unseen.items():
             self.unseen[column] = self.unseen.get(column, 0) + count
         for column, count in chunk.new_missing.items():
             self.new_missing[column] = self.new_missing.get(column, 0) + count
         self.rows_in += chunk.rows
+        self.rows_out += chunk.table.num_rows
+
+    def summary(self) -> dict[str, Any]:
+        """rows_in, rows_scored, rows_skipped, and per column `unseen_categories` and
+        `missing_not_in_training` (columns without any left out)."""
+        if self.report is not None and self.rows_skipped > MAX_REPORTED:
+            print(
+                f"... {self.rows_skipped - MAX_REPORTED} more skipped rows not shown",
+                file=self.report,
+            )
+        return {
+            "rows_in": self.rows_in,
+            "rows_scored": self.rows_out,
+            "rows_skipped": self.rows_skipped,
+            "unseen_categories": dict(sorted(self.unseen.items())),
+            "missing_not_in_training": dict(sorted(self.new_missing.items())),
+        }
+
+
+class ChunkWriter:
+    """Takes scored chunks in input order: tallies them (`ScoreTally`: `on_error`, counts)
+    and appends each to `tmp` (Parquet, or CSV when `as_csv`); `summary()` is
+    predict_file's return value."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        source: Path,
+        tmp: Path,
+        as_csv: bool,
+        on_error: str,
+        report: TextIO,
+        fix_hint: str,
+    ) -> None:
+        self.bundle, self.tmp, self.as_csv = bundle, tmp, as_csv
+        self.tally = ScoreTally(source, on_error, fix_hint, report)
+        self.writer: Any = None
+        self.closed = False
+
+    @property
+    def rows_in(self) -> int:
+        return self.tally.rows_in
+
+    def add(self, chunk: ScoredChunk) -> None:
+        self.tally.add(chunk)
         if self.writer is None:
             self.writer = _writer(self.tmp, chunk.table.schema, self.as_csv)
         self.writer.write_table(chunk.table)
-        self.rows_out += chunk.table.num_rows
 
     def close(self) -> None:
         if self.writer is not None and not self.closed:
@@ -349,17 +390,7 @@ class ChunkWriter:
         self.close()
 
     def summary(self) -> dict[str, Any]:
-        if self.skipped > MAX_REPORTED:
-            print(
-                f"... {self.skipped - MAX_REPORTED} more skipped rows not shown", file=self.report
-            )
-        return {
-            "rows_in": self.rows_in,
-            "rows_scored": self.rows_out,
-            "rows_skipped": self.skipped,
-            "unseen_categories": dict(sorted(self.unseen.items())),
-            "missing_not_in_training": dict(sorted(self.new_missing.items())),
-        }
+        return self.tally.summary()
 
 
 def _score_into(

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from valuegate.artifacts import load_pipeline
-from valuegate.bundle import git_revision, save_bundle, sha256_file
+from valuegate.bundle import git_revision, sha256_file
 from valuegate.config import load_params
 from valuegate.errors import ArtifactError, GateRefusedError
 from valuegate.paths import ASSESS_RECORD, DEPLOY_METRICS, DEPLOY_RECORD, EVALUATE_RECORD
@@ -140,8 +140,8 @@ def main(argv: list[str]) -> None:
         pipeline = (
             parts.pipeline.load() if isinstance(parts.pipeline, _Deferred) else parts.pipeline
         )
-        written = save_bundle(
-            Path(config.deploy.registry) / parts.version,
+        written = registry.save(  # under the registry's lock
+            parts.version,
             pipeline,
             parts.manifest,
             parts.check,

@@ -3,7 +3,11 @@
 `valuegate predict --model champion` does. reports/score.json holds the row counts and,
 per column, the unseen categories and the gaps where training had none; metrics/score.json
 its numbers. With `resources.dask_scheduler` set and Parquet input, the partitions are
-scored on the Dask cluster into the same file (valuegate.distributed.score)."""
+scored on the Dask cluster into the same file (valuegate.distributed.score).
+
+The step is `pipeline.steps.score` (pipeline/score.py: its records and bad-row rule);
+this module streams the file through the same per-chunk scoring and tally
+(`serving.batch.predict_file`), so memory stays flat however large the input."""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ import pandas as pd
 
 from valuegate.config import load_params
 from valuegate.errors import DataError
+from valuegate.io import write_with
 from valuegate.paths import SCORE_METRICS, SCORE_RECORD, SCORED
+from valuegate.pipeline import steps
 from valuegate.registry import Registry
 from valuegate.serving.batch import describe_extras, predict_file
 from valuegate.stages.common import run_stage, write_record
@@ -46,26 +52,16 @@ def main(argv: list[str]) -> None:
     if registry.champion is None:
         # The deploy gate refused every model so far: nothing to score with. Record it
         # (the graph stays green; `valuegate predict` would fail with the same message).
-        pd.DataFrame({"row": [], "score": []}).to_parquet(target, index=False)
-        write_record(
-            SCORE_FILE,
-            SCORE_METRICS,
-            {
-                "rows_scored": 0,
-                "model_version": None,
-                "skipped": f"the registry {registry.root} has no champion",
-            },
-        )
+        empty = pd.DataFrame({"row": [], "score": []})
+        write_with(target, lambda tmp: empty.to_parquet(tmp, index=False))  # atomic, 0644
+        write_record(SCORE_FILE, SCORE_METRICS, steps.no_champion_record(str(registry.root)))
         log.warning(
             f"score: skipped, the registry {registry.root} has no champion "
             "(reports/deploy.json says why)"
         )
         return
     bundle = registry.load("champion")
-    fix_hint = (
-        "Fix them, or set deploy.batch.on_error: skip to score the other rows "
-        "(each skipped row is reported)."
-    )
+    fix_hint = steps.SCORE_FIX_HINT
     try:
         if on_dask(config.resources, source):
             from valuegate.distributed import dask_client
@@ -97,7 +93,7 @@ def main(argv: list[str]) -> None:
             f"{registry.root}; to go back to the previous champion run `valuegate models "
             f"rollback --registry {registry.root}` (listed by `valuegate models list`)."
         ) from None
-    summary.update(input=source, model_version=bundle.version)
+    summary = steps.score_record(summary, source, bundle.version)
     write_record(SCORE_FILE, SCORE_METRICS, summary)
     log.info(
         f"scored {summary['rows_scored']} of {summary['rows_in']} rows of {source} with "
