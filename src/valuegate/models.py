@@ -248,6 +248,9 @@ AUTO_ENCODING = {"onehot": "onehot", "onehot_scaled": "onehot", "ordinal_native"
 # a numeric column would become "missing" and the dense serving path would disagree; its
 # one-hot block stays dense, of bounded width (`categorical.max_categories`).
 SPARSE_ONEHOT = ("linear",)
+# Estimators with a distributed fit (xgboost's Dask API): the ones `resources.dask_scheduler`
+# sends to a cluster (distributed/train.py) and the memory guard names that fix for.
+DASK_FIT = ("xgboost",)
 # `auto` for xgboost on a training split of more than this many rows: its native
 # categorical splits (one column per categorical) instead of the dense one-hot block.
 # Each boosting round costs in proportion to rows x columns: on bench/scale.py's 196,200

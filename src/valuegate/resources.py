@@ -197,7 +197,12 @@ def guard_fit(
     naming the column and the fixes) when it is over `resources.max_memory_gb`.
     `train_rows`: the training split's rows when `frame` is a sample of it (the encoding
     `auto` picks depends on them); default len(frame)."""
-    from valuegate.models import SPARSE_ONEHOT, categorical_encoding, categorical_limits
+    from valuegate.models import (
+        DASK_FIT,
+        SPARSE_ONEHOT,
+        categorical_encoding,
+        categorical_limits,
+    )
 
     encoding = categorical_encoding(spec, len(frame) if train_rows is None else train_rows)
     min_frequency, max_categories = categorical_limits(spec)
@@ -211,7 +216,7 @@ def guard_fit(
         sparse=spec.estimator in SPARSE_ONEHOT and encoding == "onehot",
     )
     problem = memory_problem(
-        key, estimate, resources.max_memory_gb, dask=spec.estimator == "xgboost"
+        key, estimate, resources.max_memory_gb, dask=spec.estimator in DASK_FIT
     )
     if problem:
         raise BudgetError(problem)

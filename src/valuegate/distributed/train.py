@@ -34,7 +34,7 @@ from valuegate.config.schema import DataConfig, ModelSpec
 from valuegate.data import target_vector
 from valuegate.errors import ConfigError, DataError
 from valuegate.estimators import MIN_VALIDATION_ROWS
-from valuegate.models import build_pipeline, categorical_encoding
+from valuegate.models import DASK_FIT, build_pipeline, categorical_encoding
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ VALIDATION = "__valuegate_validation__"
 def fits_on_dask(resources: Any, spec: ModelSpec) -> bool:
     """True when `spec` is fitted on the Dask cluster: a scheduler is set and the
     estimator is xgboost (the one with a distributed fit)."""
-    return getattr(resources, "dask_scheduler", None) is not None and spec.estimator == "xgboost"
+    return getattr(resources, "dask_scheduler", None) is not None and spec.estimator in DASK_FIT
 
 
 @dataclass
@@ -132,8 +132,8 @@ def fit_on_dask(
 
     from valuegate.distributed.cluster import worker_count
 
-    if spec.estimator != "xgboost":
-        raise ConfigError(f"{key}: only xgboost fits on Dask, not {spec.estimator!r}")
+    if spec.estimator not in DASK_FIT:
+        raise ConfigError(f"{key}: only {', '.join(DASK_FIT)} fits on Dask, not {spec.estimator!r}")
     # 'target' is only ever chosen explicitly (never by `auto`), so no row count is needed
     if categorical and categorical_encoding(spec) == "target":
         raise ConfigError(
