@@ -22,11 +22,17 @@ Each measurement runs in its own process (peak RSS is per process), in this orde
    the first round);
 3. `valuegate predict` (single process, chunks of 100,000 rows) with a bundle fitted on
    20,000 rows, on the first 1M rows and on all rows: wall time, peak RSS;
-4. (last, the least needed figure) the Dask fit on 1M rows.
+4. (last, the least needed figure) the Dask fit on 1M rows;
+5. (`--only memory`, not part of the default run) what one single-process fit allocates
+   per encoded cell, the measurements behind `resources.CELL_BYTES`: 250k, 500k and 1M
+   rows of the table's shape, made as a stage holds them (float64 numbers, text
+   categoricals as Python strings; generated in the process, not read), one
+   xgboost fit of 3 rounds (native with and without early stopping, one-hot with it),
+   peak RSS (VmHWM) minus RSS before the fit, against the guard's estimate of the fit.
 
     python bench/dask_scale.py                   # 5,000,000 rows
     python bench/dask_scale.py --rows 2000000    # smaller
-    python bench/dask_scale.py --only guard fit  # some parts: score | guard | fit
+    python bench/dask_scale.py --only guard fit  # some parts: score | guard | fit | memory
     python bench/dask_scale.py --table /tmp/t    # keep the table there, reuse it next time
 
 Results: bench/results/distributed.json (one entry per size).
@@ -265,7 +271,63 @@ def run_fit_dask(parts: str, rows: int) -> dict[str, Any]:
             "worker_peak_rss_mb": sorted(workers.values()), "info": fit.info}  # fmt: skip
 
 
+def _status_bytes(key: str) -> int:
+    """A line of /proc/self/status (VmRSS: resident now, VmHWM: its peak), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def held_frame(rows: int, seed: int = 0) -> pd.DataFrame:
+    """`rows` rows of the table's shape, made in the dtypes a stage holds its split in
+    (float64 numbers, text categoricals as Python strings: data.clean_categoricals),
+    leaving no freed memory behind that the fit could reuse and hide."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, len(NUMERIC))), columns=NUMERIC)
+    levels = np.array(LEVELS, dtype=object)
+    codes = rng.integers(0, len(LEVELS), size=(rows, len(CATEGORICAL)))
+    for i, column in enumerate(CATEGORICAL):
+        frame[column] = levels[codes[:, i]]
+    logit = frame["x0"].to_numpy() - 0.8 * frame["x1"].to_numpy() + 0.4 * (codes[:, 0] > 4)
+    frame["label"] = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "bad", "good")
+    return frame
+
+
+def run_memory(rows: int, encoding: str, early: bool) -> dict[str, Any]:
+    """What one in-process fit of `rows` rows adds to the peak RSS (VmHWM after it minus
+    VmRSS before it), per encoded cell, and what the guard estimates for it."""
+    import gc
+
+    from valuegate.config.schema import ModelSpec
+    from valuegate.data import target_vector
+    from valuegate.models import build_pipeline, fit_pipeline
+    from valuegate.resources import apply_threads, estimate_fit, process_rss
+
+    apply_threads(None)
+    frame = held_frame(rows)
+    gc.collect()
+    params = {**PARAMS, "n_estimators": 3}  # the peak comes before the rounds
+    early_stopping = {"rounds": 50, "validation_fraction": 0.15} if early else None
+    model = ModelSpec(estimator="xgboost", params=params, categorical={"encoding": encoding},
+                      early_stopping=early_stopping)  # fmt: skip
+    held = process_rss() or 0
+    estimate = estimate_fit(frame, NUMERIC, CATEGORICAL, encoding, 5, 64, False, held=held)
+    pipeline = build_pipeline("model.xgboost", model, "binary", NUMERIC, CATEGORICAL, 0,
+                              train_rows=rows)  # fmt: skip
+    fit_pipeline(pipeline, frame[NUMERIC + CATEGORICAL], target_vector(frame, data_config()))
+    added = _status_bytes("VmHWM") - held
+    return {"rows": rows, "encoding": encoding, "early_stopping": early,
+            "width": estimate.width, "held_mb": held / 2**20, "fit_added_mb": added / 2**20,
+            "bytes_per_cell": added / (rows * estimate.width),
+            "guard_fit_estimate_mb": estimate.fit / 2**20,
+            "guard_estimate_mb": estimate.bytes / 2**20,
+            "peak_rss_mb": _status_bytes("VmHWM") / 2**20}  # fmt: skip
+
+
 CHILDREN = {
+    "memory": lambda a: run_memory(int(a[0]), a[1], a[2] == "early"),
     "bundle": lambda a: make_bundle(Path(a[0]), Path(a[1])) or {},
     "score": lambda a: run_score(a[0], a[1], int(a[2])),
     "guard": lambda a: run_guard(a[0], int(a[1])),
@@ -279,7 +341,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", nargs="+", choices=["score", "guard", "fit"])
+    parser.add_argument("--only", nargs="+", choices=["score", "guard", "fit", "memory"])
     parser.add_argument(
         "--table", type=Path, help="generate the table here, or reuse the one already there"
     )
@@ -304,6 +366,15 @@ def main() -> None:
             # the single-process path on all rows: the guard stops it before any fit
             result["guard"] = child(["guard", str(paths["one"]), str(args.rows)])
             print(json.dumps(result["guard"], indent=1), flush=True)
+            save(args.rows, result)
+        if "memory" in parts:  # only when asked: --only memory
+            sizes = [n for n in (250_000, 500_000, 1_000_000) if n <= args.rows]
+            runs = [(n, "native", w) for n in sizes for w in ("early", "plain")]
+            runs += [(min(500_000, args.rows), "onehot", "early")]
+            result["memory"] = [
+                child(["memory", str(n), encoding, early]) for n, encoding, early in runs
+            ]
+            print(json.dumps(result["memory"], indent=1), flush=True)
             save(args.rows, result)
         if "fit" in parts:
             fits = result["fit"] = {}
@@ -362,7 +433,8 @@ def save(rows: int, result: dict[str, Any]) -> None:
     result["load_now"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    previous[str(rows)] = result
+    # a part run alone (--only) keeps the entry's other parts from earlier runs
+    previous[str(rows)] = {**previous.get(str(rows), {}), **result}
     RESULTS.write_text(json.dumps(previous, indent=2, default=str) + "\n")
 
 

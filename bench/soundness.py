@@ -16,6 +16,17 @@ code the gate chooses (and re-chooses in every resample) on the validation rows.
 Each scenario is one function `scenario_<name>(n, reps, resamples, seed) -> (passes, reps)`
 in `SCENARIOS`; a new one (e.g. the deploy gate's sequence of challengers) is one more
 function and one more entry. Rates come with binomial standard errors. Fixed seeds.
+
+`--part duplicates` simulates the assessment's cross-split repeat check
+(`valuegate.assess.duplicates.check_duplicates`, `duplicates:cross_split` and
+`duplicates:shared_ids`): its block rate at zero leakage (train, valid and test drawn from
+one process, split at random or in time order, with and without an id column) on unlike
+tables (`DUPLICATE_TABLES`: coarse codes where every row repeats, continuous columns where
+none does, a mix, a constant column, one dominant level, correlated codes, shares that
+drift in time), and its power when a share of the test rows are copies of training rows
+under new ids (`DUPLICATE_SCENARIOS`):
+
+    python bench/soundness.py --part duplicates --reps 200
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
 from valuegate.business import BinaryValueModel
@@ -208,6 +220,183 @@ def scenario_deploy_sequence(n: int, reps: int, resamples: int, seed: int) -> tu
     return hits, reps
 
 
+# --------------------------------------------------------------------- duplicates check
+
+
+def _codes(rng: np.random.Generator, n: int, levels: int, p=None) -> np.ndarray:
+    return rng.choice(levels, size=n, p=p)
+
+
+def _table(kind: str, n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """(features, latent risk) of one table of `n` rows in time order; `t` (0..1) is a
+    row's time, for the kinds whose shares drift."""
+    t = np.arange(n) / n
+    if kind == "coarse":  # 3 x 3 x 3 codes (x 2 labels): every row repeats
+        df = pd.DataFrame({c: _codes(rng, n, 3) for c in "abc"})
+        return df, (df["a"] == 0) * 1.0 + (df["b"] == 1) * 0.5
+    if kind == "continuous":  # no row repeats
+        x = rng.normal(size=(n, 5))
+        return pd.DataFrame(x, columns=[f"x{i}" for i in range(5)]), x[:, 0]
+    if kind == "mixed":  # 4 x 4 codes and an age in years: some rows repeat
+        df = pd.DataFrame({"a": _codes(rng, n, 4), "b": _codes(rng, n, 4)})
+        df["age"] = rng.integers(18, 81, n)
+        return df, (df["a"] == 0) * 1.0 - (df["age"] - 50) / 30
+    if kind == "codes_and_number":  # 3 codes and one continuous column
+        df = pd.DataFrame({"a": _codes(rng, n, 3), "x": rng.normal(size=n)})
+        return df, df["x"]
+    if kind == "constant":  # one constant column and a flag
+        df = pd.DataFrame({"k": np.full(n, 7), "flag": _codes(rng, n, 2)})
+        return df, df["flag"] * 1.0
+    if kind == "dominant":  # one level in 90% of rows, 300 rare ones, and 3 codes
+        p = np.r_[0.9, np.full(300, 0.1 / 300)]
+        df = pd.DataFrame({"a": _codes(rng, n, 301, p), "b": _codes(rng, n, 3)})
+        return df, (df["b"] == 0) * 1.0
+    if kind == "correlated":  # census-like codes, each a function of age
+        age = rng.integers(0, 91, n)
+        df = pd.DataFrame(
+            {
+                "age": age,
+                "sex": _codes(rng, n, 2),
+                "school": np.clip(age - 5, 0, 17) // 2,
+                "band": age // 10,
+                "worker": ((age >= 16) & (age <= 66) & (rng.random(n) < 0.99)).astype(int),
+            }
+        )
+        return df, ((age > 25) & (age < 60)) * 1.5 - 0.5
+    if kind == "crowding":  # later rows crowd into one common level (30% -> 90%)
+        a = np.where(rng.random(n) < 0.3 + 0.6 * t, 0, _codes(rng, n, 6))
+        df = pd.DataFrame({"a": a, "b": _codes(rng, n, 4), "age": rng.integers(18, 81, n)})
+        return df, (df["a"] == 0) * 1.0 - (df["age"] - 50) / 30
+    if kind == "spreading":  # later rows move to ages never seen before
+        age = rng.integers(18, 81, n) + (rng.random(n) < t) * 100
+        df = pd.DataFrame({"a": _codes(rng, n, 6), "b": _codes(rng, n, 4), "age": age})
+        return df, (df["a"] == 0) * 1.0 - (age % 100 - 50) / 30
+    if kind == "rare_rises":  # a level in 1% of the first rows, 41% of the last
+        a = np.where(rng.random(n) < 0.01 + 0.4 * t**2, 9, _codes(rng, n, 3))
+        df = pd.DataFrame({"a": a, "b": _codes(rng, n, 4), "age": rng.integers(18, 81, n)})
+        return df, (df["a"] == 9) * 1.0 - (df["age"] - 50) / 30
+    raise ValueError(kind)
+
+
+# kind -> what it stands for, in the printed table
+DUPLICATE_TABLES = {
+    "coarse": "3 coarse codes (every row repeats)",
+    "continuous": "5 continuous columns (no repeats)",
+    "mixed": "2 codes + age in years (some repeat)",
+    "codes_and_number": "1 code + 1 continuous column",
+    "constant": "a constant column + a flag",
+    "dominant": "one level in 90% of rows + 300 rare ones",
+    "correlated": "census-like codes, all functions of age",
+    "crowding": "time split; later rows crowd into one level",
+    "spreading": "time split; later rows take new ages",
+    "rare_rises": "time split; a rare level becomes common",
+}
+DRIFTING = {"crowding", "spreading", "rare_rises"}
+
+
+def duplicates_blocks(
+    kind: str, n: int, rng: np.random.Generator, ids: bool, leak: float = 0.0
+) -> bool:
+    """One table through the cross-split repeat check: does it block? Split 60/20/20 at
+    random (in time order for the drifting kinds); with `leak`, that share of the test
+    rows is replaced by copies of training rows (new ids, so `duplicates:shared_ids`, the
+    check's other block, stays silent: it is not simulated)."""
+    try:
+        from valuegate.assess.duplicates import cross_split_check
+    except ImportError:  # older code (`PYTHONPATH=<worktree>/src`): the whole check
+        from valuegate.assess.duplicates import check_duplicates as cross_split_check
+    from valuegate.assess.inputs import AssessData
+    from valuegate.config.schema import AssessConfig
+
+    df, latent = _table(kind, n, rng)
+    df["y"] = (np.asarray(latent) + rng.logistic(size=n) > 0.8).astype(int)
+    if ids:
+        df["id"] = rng.permutation(n)
+    order = np.arange(n) if kind in DRIFTING else rng.permutation(n)
+    a, b = int(0.6 * n), int(0.8 * n)
+    splits = {
+        s: df.iloc[order[i:j]].reset_index(drop=True)
+        for s, (i, j) in {"train": (0, a), "valid": (a, b), "test": (b, n)}.items()
+    }
+    k = round(leak * len(splits["test"]))
+    if k:
+        copies = splits["train"].iloc[rng.choice(a, k, replace=False)].copy()
+        if ids:
+            copies["id"] = np.arange(10 * n, 10 * n + k)
+        test = splits["test"].copy()
+        test.iloc[rng.choice(len(test), k, replace=False)] = copies.to_numpy()
+        splits["test"] = test
+    features = [c for c in df if c not in ("y", "id")]
+    data = AssessData(
+        splits=splits,
+        task="binary",
+        target="y",
+        positive_label=1,
+        numeric=features,
+        categorical=[],
+        id_column="id" if ids else None,
+    )
+    findings = cross_split_check(data, AssessConfig()).findings
+    return any(f.severity == "block" for f in findings)
+
+
+def duplicates_rate(
+    kind: str, n: int, reps: int, seed: int, ids: bool, leak: float = 0.0
+) -> tuple[int, int]:
+    """How many of `reps` tables the check blocks."""
+    rng = np.random.default_rng(seed)
+    return sum(duplicates_blocks(kind, n, rng, ids, leak) for _ in range(reps)), reps
+
+
+# name -> (table kind, test rows copied from train, "false" or "power")
+DUPLICATE_SCENARIOS: dict[str, tuple[str, float, str]] = {
+    **{f"{kind}: no leak": (kind, 0.0, "false") for kind in DUPLICATE_TABLES},
+    **{
+        f"{kind}: {leak:.0%} of test copied": (kind, leak, "power")
+        for kind in ("continuous", "mixed", "correlated", "coarse")
+        for leak in (0.02, 0.05, 0.10)
+    },
+}
+
+
+def header(*columns: str) -> None:
+    """A Markdown table's head."""
+    print(f"| {' | '.join(columns)} |")
+    print("|" + "---|" * len(columns))
+
+
+def main_duplicates(args: argparse.Namespace) -> float:
+    """Print the duplicates table; the largest false-block rate (%)."""
+    from valuegate.config.schema import DuplicateThresholds
+
+    level = DuplicateThresholds().chance_level
+    print(
+        f"duplicates check: block at zero leakage vs nominal (<= chance_level {level:.1%}; "
+        "the brief's limit 5%), power under copies; random 60/20/20 splits unless noted"
+    )
+    header("table", "ids", "n", "nominal", "measured block rate", "tables", "seconds")
+    worst = 0.0
+    for name, (kind, leak, what) in DUPLICATE_SCENARIOS.items():
+        if args.only and args.only not in name:
+            continue
+        for n in (int(x) for x in (args.sizes or "1000,5000").split(",")):
+            for ids in (True, False):
+                started = time.perf_counter()
+                blocks, reps = duplicates_rate(kind, n, args.reps, args.seed, ids, leak)
+                pct, se = rate(blocks, reps)
+                if what == "false":
+                    worst = max(worst, pct)
+                nominal = f"<= {100 * level:.1f}%" if what == "false" else "power"
+                label = f"{name} ({DUPLICATE_TABLES[kind]})" if not leak else name
+                print(
+                    f"| {label} | {'yes' if ids else 'no'} | {n} | {nominal} | "
+                    f"{pct:.1f} +/- {se:.1f}% | {reps} | {time.perf_counter() - started:.0f} |"
+                )
+                sys.stdout.flush()
+    print(f"largest false-block rate at zero leakage: {worst:.1f}%")
+    return worst
+
+
 Scenario = Callable[[int, int, int, int], tuple[int, int]]
 # name -> (function, what a pass is: "false" (nominal <= 1 - confidence) or "power", sizes)
 SCENARIOS: dict[str, tuple[Scenario, str, tuple[int, ...]]] = {
@@ -242,11 +431,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--only", default=None, help="run the scenarios whose name has this")
     parser.add_argument("--sizes", default=None, help="comma-separated n to run (default: all)")
+    parser.add_argument(
+        "--part", choices=("gate", "duplicates", "all"), default="all", help="what to simulate"
+    )
     args = parser.parse_args(argv)
+    if args.part in ("duplicates", "all"):
+        main_duplicates(args)
+    if args.part == "duplicates":
+        return 0
     code = "fixed out-of-fold points" if FIXED_POINTS else "points re-chosen on validation"
     print(f"gate: {code}; confidence {CONFIDENCE}; {args.resamples} resamples")
-    print("| scenario | n | nominal | measured pass rate | datasets | seconds |")
-    print("|---|---|---|---|---|---|")
+    header("scenario", "n", "nominal", "measured pass rate", "datasets", "seconds")
     worst = 0.0
     for name, (function, kind, sizes) in SCENARIOS.items():
         if args.only and args.only not in name:

@@ -399,7 +399,7 @@ def test_stage_blocks_without_writing_assessed_data(tmp_path, monkeypatch, compo
     from valuegate.config import write_params
     from valuegate.stages import assess as stage
 
-    raw = compose_config(ROOT / "conf")
+    raw = compose_config(ROOT / "conf", ["assess.n_folds=2"])  # folds: not checked here
     raw["assess"]["leakage"]["post_outcome_columns"] = ["duration_in_month"]
     write_params(raw, tmp_path / "params.yaml")
     config = validate(raw)
@@ -428,7 +428,7 @@ def test_stage_remedy_rewrites_the_data_and_schema(tmp_path, monkeypatch):
     from valuegate.config import write_params
     from valuegate.stages import assess as stage
 
-    raw = compose_config(ROOT / "conf")
+    raw = compose_config(ROOT / "conf", ["assess.n_folds=2"])  # folds: not checked here
     raw["assess"]["leakage"]["post_outcome_columns"] = ["duration_in_month"]
     raw["assess"]["remedies"]["drop_leaky_columns"] = True
     write_params(raw, tmp_path / "params.yaml")
@@ -469,6 +469,7 @@ def test_dvc_repro_stops_on_a_blocking_finding_until_it_is_accepted(tmp_path: Pa
     conf = project / "conf" / "assess" / "default.yaml"
     settings = yaml.safe_load(conf.read_text())
     settings["leakage"]["post_outcome_columns"] = ["duration_in_month"]
+    settings["n_folds"] = 2  # the sampled models' folds: not what this test checks (cheaper)
     conf.write_text(yaml.safe_dump(settings))
     run(["valuegate", "compose"], project)
     failed = run(["dvc", "repro"], project, check=False)
@@ -516,7 +517,7 @@ def test_two_assessments_of_the_same_data_write_identical_tracked_files(tmp_path
     from valuegate.config import write_params
     from valuegate.stages import assess as stage
 
-    raw = compose_config(ROOT / "conf")
+    raw = compose_config(ROOT / "conf", ["assess.n_folds=2"])  # folds: not checked here
     write_params(raw, tmp_path / "params.yaml")
     config = validate(raw)
     splits, schema = prepare(load_raw(config.data, ROOT), config.data, config.seed, "x")

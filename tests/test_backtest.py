@@ -243,6 +243,37 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, monkeypatch, c
 # --------------------------------------------------------------------------- end to end
 
 
+# --------------------------------------------------------------------------- bench
+
+
+# Run in a fresh process with OMP_WAIT_POLICY unset: records the policy in force when
+# scikit-learn or xgboost is first imported (their shared libgomp reads it once, on load).
+_SPY = """
+import importlib.abc, json, os, runpy, sys
+os.environ.pop("OMP_WAIT_POLICY", None)
+seen = {}
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name in ("sklearn", "xgboost") and name not in seen:
+            seen[name] = os.environ.get("OMP_WAIT_POLICY")
+sys.meta_path.insert(0, Spy())
+runpy.run_path(sys.argv[1], run_name="bench")
+print(json.dumps(seen))
+"""
+
+
+def test_the_backtest_bench_loads_openmp_after_valuegate_sets_passive_waiting():
+    """bench/backtest.py once imported scikit-learn before valuegate: its OpenMP threads
+    then spun instead of sleeping, on both sides of the comparison, and at load 6 five
+    3,000-row xgboost fits took 9-36 CPU s instead of 1.8 (bench/README.md)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _SPY, str(ROOT / "bench" / "backtest.py")],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert all(policy == "PASSIVE" for policy in seen.values()), seen
+
+
 @pytest.mark.slow
 def test_valuegate_backtest_writes_the_table_the_metrics_and_the_page(project):
     _table(drift=True, n=300).to_parquet(project / "data" / "raw" / "periods.parquet")

@@ -15,6 +15,7 @@ with a rare large gain (a right-skewed uplift, the hard case for a normal interv
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from scipy.optimize import brentq
-from scipy.stats import norm
+from scipy.stats import binom, norm
 
 from tests.conftest import ROOT
 from valuegate.business import BinaryValueModel, value_model
@@ -36,8 +37,9 @@ from valuegate.deploy import (
     fewest_class_rows,
     fixed_point_uplifts,
 )
+from valuegate.gate import bootstrap_at_points, case_values_at_points
 
-PAIRS = 400  # simulated (champion, challenger, test split) triples per scenario
+PAIRS = 2000  # simulated (champion, challenger, test split) triples per scenario (>= 400)
 ROWS = 500  # test rows per split (all fresh: neither model saw them)
 SEED = 16
 
@@ -69,14 +71,15 @@ class Scorer:
 
     def draw(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.constant:
-            return np.zeros(len(y))
-        latent = self.d * y + rng.normal(size=len(y))
+            return np.zeros(y.shape)
+        latent = self.d * y + rng.normal(size=y.shape)
         if self.levels:
             return np.searchsorted(np.asarray(self.levels), latent, side="right").astype(float)
         return latent
 
-    def flag_rates(self, point: float) -> tuple[float, float]:
-        """P(flagged | positive), P(flagged | negative) at `point`."""
+    def flag_rates(self, point: float | np.ndarray) -> tuple[float, float]:
+        """P(flagged | positive), P(flagged | negative) at `point` (an array of points
+        gives arrays, for a latent score: neither constant nor coarse)."""
         if self.constant:
             return (1.0, 1.0) if point <= 0 else (0.0, 0.0)
         cut = point
@@ -87,7 +90,7 @@ class Scorer:
             if k > len(self.levels):
                 return 0.0, 0.0
             cut = self.levels[k - 1]
-        return float(norm.sf(cut - self.d)), float(norm.sf(cut))
+        return norm.sf(cut - self.d), norm.sf(cut)
 
 
 def separation(auc: float) -> float:
@@ -101,7 +104,8 @@ def outcome_values(model: BinaryValueModel) -> dict[str, float]:
 
 
 def true_value(model: BinaryValueModel, rate: float, scorer: Scorer, point: float) -> float:
-    """Exact expected value per case of `scorer` deciding at `point` (positives at `rate`)."""
+    """Exact expected value per case of `scorer` deciding at `point` (positives at `rate`);
+    an array of points (latent scorers) gives an array."""
     v = outcome_values(model)
     pos, neg = scorer.flag_rates(point)
     return rate * (pos * v["tp"] + (1 - pos) * v["fn"]) + (1 - rate) * (
@@ -110,8 +114,10 @@ def true_value(model: BinaryValueModel, rate: float, scorer: Scorer, point: floa
 
 
 def best_point(model: BinaryValueModel, rate: float, scorer: Scorer) -> float:
+    """The most valuable point of a latent `scorer` on a grid of 8,001 points."""
+    assert not (scorer.constant or scorer.levels), "a latent score only (the whole grid at once)"
     grid = np.linspace(-4.0, 4.0 + scorer.d, 8001)
-    return float(grid[np.argmax([true_value(model, rate, scorer, t) for t in grid])])
+    return float(grid[np.argmax(true_value(model, rate, scorer, grid))])
 
 
 def equal_value_point(
@@ -137,37 +143,73 @@ class Case:
         return (new - old) * self.model.volume
 
 
-def _verdict(case: Case, i: int, rng: np.random.Generator, rows: int) -> dict:
-    """One fresh test split: the deploy gate's first attempt on it, as `deploy_decision`
-    runs it (`budget_attempt`, `fixed_point_uplifts` at the shipped points, `compare`)."""
-    y = (rng.random(rows) < case.rate).astype(float)
+@functools.cache
+def resample_counts(rows: int) -> np.ndarray:
+    """(deploy.n_resamples, rows): how often each of the deploy gate's bootstrap resamples
+    draws each test row, read off `gate.bootstrap_at_points` itself with the gate's seed
+    (`config.seed`, the same for every comparison the gate makes). The bootstrap is linear
+    in the rows' values (a resample's value is the mean of its rows x volume): row j's unit
+    vector at volume `rows` gives column j. Every simulated split then costs one
+    matrix-vector product instead of a thousand resamples drawn in Python; the same weights
+    are what the gate uses on any split of this size."""
+    eye = np.eye(rows)
+    boot = bootstrap_at_points(
+        {j: eye[j] for j in range(rows)}, float(rows), CONFIG.deploy.n_resamples, CONFIG.seed
+    )
+    return np.column_stack([boot[j] for j in range(rows)])
+
+
+def simulate(case: Case, pairs: int, rows: int, seed: int = SEED) -> dict:
+    """`pairs` fresh test splits of `rows` rows (both models scored on each): the deploy
+    gate's first attempt on each, as `deploy_decision` runs it (`budget_attempt`,
+    `fixed_point_uplifts` at the shipped points with the gate's seed, `compare`, no
+    comparison below `deploy.min_fresh_per_class`). The bootstrap of every split is one
+    matrix product with `resample_counts` (`test_the_simulation_runs_the_deploy_gates_own_rule`
+    checks it against `fixed_point_uplifts` and `deploy_decision`).
+
+    Returns "y", "champion", "challenger" (pairs, rows); "uplifts" (pairs, n_resamples),
+    currency per period; "verdicts": `compare`'s record per split, "passed" False where a
+    class has too few rows."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((pairs, rows)) < case.rate).astype(float)
     champion = case.champion.draw(y, rng)
     challenger = case.challenger.draw(y, rng)
-    attempt = budget_attempt({"test_rows": {}}, f"split{i}", {"model": "v2"}, ALPHA, rows)
-    observed, uplifts = fixed_point_uplifts(
+    values = case_values_at_points(  # one call over every split's rows: values are per row
         case.model,
-        y,
-        challenger,
-        case.challenger_point,
-        champion,
-        case.champion_point,
-        None,
-        CONFIG.deploy.n_resamples,
-        SEED + i,
+        y.ravel(),
+        {"new": challenger.ravel(), "champion": champion.ravel()},
+        {"new": case.challenger_point, "champion": case.champion_point},
     )
-    verdict = compare(observed, uplifts, attempt["alpha"], CONFIG.deploy.min_uplift)
-    # too few fresh rows of a class: no comparison, never promoted (deploy_decision)
-    compared = fewest_class_rows("binary", y, np.ones(rows, dtype=bool))
-    if compared < CONFIG.deploy.min_fresh_per_class:
-        verdict = {**verdict, "passed": False}
-    return {**verdict, "y": y, "champion": champion, "challenger": challenger}
+    new, old = (values[k].reshape(pairs, rows) for k in ("new", "champion"))
+    scale = case.model.volume / rows
+    counts = resample_counts(rows)
+    # as bootstrap_at_points: each model's resampled value per period, then the difference
+    uplifts = ((counts @ new.T) * scale - (counts @ old.T) * scale).T
+    observed = (new.mean(axis=1) - old.mean(axis=1)) * case.model.volume
+    attempt = budget_attempt({"test_rows": {}}, "split", {"model": "v2"}, ALPHA, rows)
+    verdicts = []
+    for i in range(pairs):
+        verdict = compare(
+            float(observed[i]), uplifts[i], attempt["alpha"], CONFIG.deploy.min_uplift
+        )
+        fewest = fewest_class_rows("binary", y[i], np.ones(rows, dtype=bool))
+        if fewest < CONFIG.deploy.min_fresh_per_class:  # not compared: never promoted
+            verdict = {**verdict, "passed": False}
+        verdicts.append(verdict)
+    return {
+        "y": y,
+        "champion": champion,
+        "challenger": challenger,
+        "uplifts": uplifts,
+        "verdicts": verdicts,
+        "alpha": attempt["alpha"],
+    }
 
 
 def promotions(case: Case, pairs: int = PAIRS, rows: int = ROWS, seed: int = SEED) -> float:
     """Share of `pairs` fresh test splits on which the deploy gate promotes the challenger
     (its first attempt on those rows)."""
-    rng = np.random.default_rng(seed)
-    return sum(_verdict(case, i, rng, rows)["passed"] for i in range(pairs)) / pairs
+    return float(np.mean([v["passed"] for v in simulate(case, pairs, rows, seed)["verdicts"]]))
 
 
 def _german_constant_vs_scored() -> Case:
@@ -232,22 +274,25 @@ NULL_CASES: dict[str, tuple[Callable[[], Case], int]] = {
 }
 
 
-FAST = "rare large gains, constant champion vs scored, 150 rows"  # the one that failed
-
-
-@pytest.mark.parametrize(
-    "name",
-    [n if n == FAST else pytest.param(n, marks=pytest.mark.slow) for n in NULL_CASES],
-)
-def test_no_better_challenger_is_promoted_at_most_alpha(name):
-    """Before the skew correction in `deploy.compare`, the rare-gains constant champion at
-    150 rows was promoted about 3x as often as attempt 1 allows (above 1 - confidence)."""
-    build, rows = NULL_CASES[name]
-    case = build()
-    assert case.true_uplift() == pytest.approx(0.0, abs=1e-6 * case.model.volume)
-    rate = promotions(case, rows=rows)
-    print(f"{name}: promoted {rate:.1%} of {PAIRS} at {rows} rows (nominal <= {ALPHA:.0%})")
-    assert rate <= ALPHA + 0.02, f"{name}: promoted {rate:.1%} of {PAIRS} at zero difference"
+def test_no_better_challenger_is_promoted_at_most_alpha():
+    """Every null case, PAIRS fresh splits each. The issue's bound: at most 1 - confidence,
+    +2 points. The sharper one: attempt 1 on fresh rows is tested at alpha / 2
+    (`budget_attempt`), so a sound rule promotes at most that, up to the binomial 99.9%
+    quantile of PAIRS splits. The normal bound without `deploy.compare`'s skew correction
+    fails it on the rare-gains constant champion at 500 rows (measured: 6.5% of 2,000)."""
+    rates = {}
+    for name, (build, rows) in NULL_CASES.items():
+        case = build()
+        assert case.true_uplift() == pytest.approx(0.0, abs=1e-6 * case.model.volume), name
+        sim = simulate(case, PAIRS, rows)
+        rates[name] = float(np.mean([v["passed"] for v in sim["verdicts"]]))
+        level = sim["alpha"]
+    sharp = binom.ppf(0.999, PAIRS, level) / PAIRS
+    print(f"promoted (of {PAIRS}): {rates}; attempt 1's level {level:.1%}, bound {sharp:.2%}")
+    over = {n: r for n, r in rates.items() if r > ALPHA + 0.02}
+    assert not over, f"promoted above 1 - confidence + 2 points at zero difference: {over}"
+    over = {n: r for n, r in rates.items() if r > sharp}
+    assert not over, f"promoted above attempt 1's level {level:.1%} (+ 99.9% band): {over}"
 
 
 def _better_challenger() -> Case:
@@ -256,36 +301,46 @@ def _better_challenger() -> Case:
     return Case(GERMAN, rate, weak, points[0], strong, points[1])
 
 
-@pytest.mark.slow
 def test_a_better_challenger_is_promoted_often():
     """Power: AUC 0.80 against AUC 0.70, both at their best points (German credit money);
     a rule that never promotes would meet every bound above."""
     case = _better_challenger()
     assert case.true_uplift() > 0
-    power = promotions(case, pairs=100)
+    power = promotions(case, pairs=400)
     print(f"power at a true uplift of {case.true_uplift():,.0f} EUR/month: {power:.0%}")
     assert power >= 0.5
 
 
 def test_the_simulation_runs_the_deploy_gates_own_rule():
-    """`deploy_decision` (with a champion, attempt 1, all rows fresh) reaches the verdict
-    the simulation computes from the same functions, on promoted and refused pairs."""
+    """`deploy_decision` (with a champion, attempt 1, all rows fresh, the config's seed)
+    reaches the verdict the simulation computes, on promoted and refused pairs; the
+    simulation's bootstrap uplifts are `fixed_point_uplifts`'s."""
     case = _better_challenger()
-    rng = np.random.default_rng(SEED)
-    seen = set()
-    for i in range(20):
-        v = _verdict(case, i, rng, 300)
-        rows = len(v["y"])
-        fresh = np.ones(rows, dtype=bool)
-        champion = ChampionEvidence("v1", v["champion"], case.champion_point, fresh, {})
-        attempt = budget_attempt({"test_rows": {}}, f"split{i}", {"model": "v2"}, ALPHA, rows)
+    sim = simulate(case, 20, 300)
+    for i, v in enumerate(sim["verdicts"]):
+        y, new, old = sim["y"][i], sim["challenger"][i], sim["champion"][i]
+        _, uplifts = fixed_point_uplifts(
+            case.model,
+            y,
+            new,
+            case.challenger_point,
+            old,
+            case.champion_point,
+            None,
+            CONFIG.deploy.n_resamples,
+            CONFIG.seed,
+        )
+        np.testing.assert_allclose(sim["uplifts"][i], uplifts, rtol=1e-9, atol=1e-6)
+        fresh = np.ones(len(y), dtype=bool)
+        champion = ChampionEvidence("v1", old, case.champion_point, fresh, {})
+        attempt = budget_attempt({"test_rows": {}}, f"split{i}", {"model": "v2"}, ALPHA, len(y))
         record = deploy_decision(
-            CONFIG.model_copy(update={"seed": SEED + i}),
+            CONFIG,
             case.model,
             "challenger",
             {"value_per_period": 1e12, "roc_auc": 0.8},  # good enough: the comparison decides
-            v["y"],
-            v["challenger"],
+            y,
+            new,
             None,
             case.challenger_point,
             champion,
@@ -293,5 +348,4 @@ def test_the_simulation_runs_the_deploy_gates_own_rule():
         )
         assert record["versus_champion"]["ci_lower"] == pytest.approx(v["ci_lower"])
         assert record["promote"] == v["passed"]
-        seen.add(v["passed"])
-    assert seen == {True, False}
+    assert {v["passed"] for v in sim["verdicts"]} == {True, False}

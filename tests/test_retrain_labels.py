@@ -8,36 +8,19 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
+from tests.retrain_tables import data_config
+from tests.retrain_tables import rows as table_rows
 from valuegate.cli import main
-from valuegate.config.schema import DataConfig
 from valuegate.data import file_sha256, load_raw, source_sha256
 from valuegate.errors import DataError
 from valuegate.retrain.command import result_paragraph
 from valuegate.retrain.labels import append, appended_files, labelled_rows, window_file
 
-DATA = DataConfig(
-    name="t",
-    path="data/raw/t.csv",
-    task="binary",
-    target="y",
-    positive_label="bad",
-    id_column="id",
-    time_column="year",
-    split={"method": "time", "train": 0.6, "valid": 0.2, "test": 0.2},
-)
+DATA = data_config(path="data/raw/t.csv")
 
 
 def _rows(ids, year, seed=0):
-    rng = np.random.default_rng(seed)
-    n = len(ids)
-    return pd.DataFrame(
-        {
-            "id": list(ids),
-            "year": year,
-            "x": rng.normal(size=n).round(3),
-            "y": np.where(rng.random(n) < 0.3, "bad", "good"),
-        }
-    )
+    return table_rows(ids, year, np.random.default_rng(seed), decimals=3)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.retrain_tables import by_period, data_config
 from valuegate.assess.duplicates import check_duplicates
 from valuegate.assess.inputs import AssessData
 from valuegate.assess.timeline import check_timeline
@@ -122,28 +123,11 @@ def test_copies_inside_train_count_once_in_the_chance_share():
 
 
 def months(dates) -> pd.DataFrame:
-    rng = np.random.default_rng(1)
-    n = 120 * len(dates)
-    return pd.DataFrame(
-        {
-            "id": np.arange(n),
-            "day": np.repeat(dates, 120),
-            "x": rng.normal(size=n),
-            "y": rng.choice(["bad", "good"], n),
-        }
-    )
+    """120 rows in each of `dates` (the time column `day`), labels half "bad"."""
+    return by_period(dict.fromkeys(dates, 120), seed=1, time_column="day", bad=0.5)
 
 
-MONTHS = DataConfig(
-    name="t",
-    path="unused.csv",
-    task="binary",
-    target="y",
-    positive_label="bad",
-    id_column="id",
-    time_column="day",
-    split={"method": "time", "train": 0.6, "valid": 0.2, "test": 0.2},
-)
+MONTHS = data_config(time_column="day")
 
 
 @pytest.mark.parametrize("tz", [None, "UTC"])

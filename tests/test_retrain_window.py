@@ -5,47 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from tests.retrain_tables import by_period, data_config
 from valuegate.config.loading import compose_config, validate
-from valuegate.config.schema import DataConfig, RetrainWindow
+from valuegate.config.schema import RetrainWindow
 from valuegate.data import prepare
 from valuegate.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _frame(rows_per_year: dict[int, int], seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    parts = []
-    start = 0
-    for year, n in rows_per_year.items():
-        parts.append(
-            pd.DataFrame(
-                {
-                    "id": np.arange(start, start + n),
-                    "year": year,
-                    "x": rng.normal(size=n),
-                    "y": np.where(rng.random(n) < 0.3, "bad", "good"),
-                }
-            )
-        )
-        start += n
-    return pd.concat(parts, ignore_index=True)
-
-
-DATA = DataConfig(
-    name="t",
-    path="unused.csv",
-    task="binary",
-    target="y",
-    positive_label="bad",
-    id_column="id",
-    time_column="year",
-    split={"method": "time", "train": 0.6, "valid": 0.2, "test": 0.2},
-)
+DATA = data_config()
 
 
 def _years(split: pd.DataFrame) -> dict[int, int]:
@@ -53,7 +25,7 @@ def _years(split: pd.DataFrame) -> dict[int, int]:
 
 
 def test_expanding_window_drops_later_periods_and_holds_out_the_newest_rows():
-    df = _frame({2015: 400, 2016: 300, 2017: 200})
+    df = by_period({2015: 400, 2016: 300, 2017: 200})
     splits, schema = prepare(df, DATA, 42, "sha", RetrainWindow(until=2016))
     # What was known in 2016: nothing of 2017.
     assert all(2017 not in _years(s) for s in splits.values())
@@ -70,7 +42,7 @@ def test_expanding_window_drops_later_periods_and_holds_out_the_newest_rows():
 
 
 def test_sliding_and_weighted_rules():
-    df = _frame({2014: 500, 2015: 400, 2016: 300, 2017: 200})
+    df = by_period({2014: 500, 2015: 400, 2016: 300, 2017: 200})
     sliding, schema = prepare(df, DATA, 42, "sha", RetrainWindow(until=2016, rule="sliding"))
     seen = {y for s in sliding.values() for y in _years(s)}
     assert seen == {2015, 2016}  # the newest 2 periods <= 2016
@@ -95,7 +67,7 @@ def test_sliding_and_weighted_rules():
 
 
 def test_no_window_is_todays_split_and_lineage():
-    df = _frame({2015: 400, 2016: 300})
+    df = by_period({2015: 400, 2016: 300})
     plain, schema = prepare(df, DATA, 42, "sha")
     same, schema_null = prepare(df, DATA, 42, "sha", RetrainWindow(until=None))
     assert schema.to_dict() == schema_null.to_dict()
@@ -109,16 +81,16 @@ def test_no_window_is_todays_split_and_lineage():
 
 
 def test_bad_windows_name_the_key_and_the_allowed_values():
-    df = _frame({2015: 400, 2016: 300})
+    df = by_period({2015: 400, 2016: 300})
     with pytest.raises(DataError, match=r"retrain.window.until: 2019 .*Allowed: 2015, 2016"):
         prepare(df, DATA, 42, "sha", RetrainWindow(until=2019))
     # One period, a holdout of its rows: train and valid come from the rest; fine. But a
     # one-class split is refused with the key path.
-    one_class = _frame({2015: 400, 2016: 300})
+    one_class = by_period({2015: 400, 2016: 300})
     one_class.loc[one_class["year"] == 2016, "y"] = "good"
     with pytest.raises(DataError, match=r"retrain.window \(until 2016.*valid split.*one class"):
         prepare(one_class, DATA, 42, "sha", RetrainWindow(until=2016))
-    tiny = _frame({2015: 400, 2016: 1})
+    tiny = by_period({2015: 400, 2016: 1})
     with pytest.raises(DataError, match=r"retrain.window.holdout: 0.5 of the 1 rows"):
         prepare(tiny, DATA, 42, "sha", RetrainWindow(until=2016))
 

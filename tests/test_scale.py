@@ -132,11 +132,14 @@ def test_the_memory_guard_names_the_column_and_the_fixes(table):
     assert "column 'tailnum'" in message
     assert "model.xgboost.categorical.max_categories" in message
     assert "data.sample_rows" in message and "resources.max_memory_gb" in message
-    # the same rows bucketed (the default) fit in the same budget
-    bucketed = resources.guard_fit(
-        "model.xgboost", _spec("xgboost"), X, NUMERIC, CATEGORICAL, budget
-    )
-    assert bucketed.widths["tailnum"] == 1 or bucketed.widths["tailnum"] <= 64
+    # the same rows bucketed (the default) fit where the unbucketed ones do not (the guard
+    # adds what the process holds, so compare the fits alone: held=0)
+    unlimited = resources.estimate_fit(X, NUMERIC, CATEGORICAL, "onehot", None, None, False, 0)
+    bucketed = resources.estimate_fit(X, NUMERIC, CATEGORICAL, "onehot", 5, 64, False, 0)
+    assert bucketed.widths["tailnum"] <= 64 < unlimited.widths["tailnum"]
+    between = (bucketed.bytes + unlimited.bytes) / 2 / resources.GB
+    assert resources.memory_problem("model.xgboost", unlimited, between) is not None
+    assert resources.memory_problem("model.xgboost", bucketed, between) is None
 
 
 def test_encoded_width_matches_the_fitted_encoder(table):

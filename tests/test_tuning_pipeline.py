@@ -72,11 +72,14 @@ def finished_trials(project: Path) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.fixture(scope="module")
 def tuned_project(tmp_path_factory) -> Path:
+    """One `dvc exp run` through evaluate (what the module's tests read; package, score,
+    report and monitor run in the new-split test's full run), shared, in order, by the
+    module's tests: each needs only this run, plus what it does itself."""
     project = tmp_path_factory.mktemp("xor") / "project"
     copy_project(project)
     write_xor(project)
     run(["git", "add", "data/raw/xor.csv"], project)
-    run(["dvc", "exp", "run", *sets("tune.n_trials=6")], project)
+    run(["dvc", "exp", "run", *sets("tune.n_trials=6"), "evaluate"], project)
     return project
 
 
@@ -215,42 +218,17 @@ def test_two_worker_processes_finish_exactly_the_requested_trials(tuned_project:
     assert {t.user_attrs.get("worker") for t in finished} == {0, 1}
 
 
-def test_a_new_split_after_tuning_reruns_cleanly(tmp_path: Path):
-    """After a run that tuned, a run with other split fractions and seed used to fail in
-    the gate (the old tune record listed tuned models scored on the old split)."""
-    project = copy_project(tmp_path / "project")
-    write_xor(project)
-    run(["git", "add", "data/raw/xor.csv"], project)
-    run(["dvc", "exp", "run", *sets("tune.n_trials=2")], project)
-    first = json.loads((project / "reports" / "tune.json").read_text())
-    assert first["studies"]["xgboost"]["folds"]["kind"] == "kfold"
-    new_split = ("seed=7", "data.split.train=0.5", "data.split.valid=0.3", "tune.n_trials=2")
-    run(["dvc", "exp", "run", *sets(*new_split)], project)
-    gate = json.loads((project / "reports" / "gate.json").read_text())
-    assert gate["rows"] == 450  # 30% of 1,500: the new split was gated
-    tune = json.loads((project / "reports" / "tune.json").read_text())
-    assert tune["lineage"]["rows"] == gate["lineage"]["rows"] != first["lineage"]["rows"]
-    run(["dvc", "repro"], project)  # nothing stale left behind: plain repro is clean too
-
-
-def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tmp_path: Path):
+@pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
+def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tuned_project: Path):
     """`valuegate tune --force` used to print params only (models/tuned stayed empty): now
     it refits the best params as the tune stage does, records the study as forced, and the
     evaluate stage values it, so `valuegate show` lists it with its value."""
-    project = copy_project(tmp_path / "project")
-    rng = np.random.default_rng(3)
-    rows = 900
-    # Pure noise: no candidate passes the gate, so the pipeline's tune stage skips.
-    pd.DataFrame(
-        {
-            "a": rng.normal(size=rows),
-            "b": rng.normal(size=rows),
-            "label": np.where(rng.random(rows) < 0.3, "bad", "good"),
-        }
-    ).to_csv(project / "data" / "raw" / "xor.csv", index=False)
-    run(["git", "add", "data/raw/xor.csv"], project)
-    settings = [*SETTINGS, "tune.n_trials=3", "gate.n_resamples=100"]
-    run(["dvc", "exp", "run", *[x for s in settings for x in ("-S", s)]], project)
+    project = tuned_project
+    # An uplift no model earns: the gate refuses, so the pipeline's tune stage skips (and
+    # DVC removes the tuned model the module's run wrote). Only the objective changes:
+    # prepare and assess are not rerun.
+    settings = [*SETTINGS, "tune.n_trials=3", "objective.min_uplift=1000000000"]
+    run(["dvc", "exp", "run", *[x for s in settings for x in ("-S", s)], "tune"], project)
     assert not json.loads((project / "reports" / "gate.json").read_text())["tuning_allowed"]
     assert not (project / "models" / "tuned" / "xgboost_tuned").exists()
 
@@ -270,3 +248,21 @@ def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tmp_path: Path):
     report = json.loads((project / "reports" / "evaluation.json").read_text())
     value = report["models"]["xgboost_tuned"]["value_per_period"]
     assert isinstance(value, float)
+
+
+@pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
+def test_a_new_split_after_tuning_reruns_cleanly(tuned_project: Path):
+    """After a run that tuned, a run with other split fractions and seed used to fail in
+    the gate (the old tune record listed tuned models scored on the old split). The one
+    full run of the module (package, score, report, monitor with a tuned model)."""
+    project = tuned_project
+    first = json.loads((project / "reports" / "tune.json").read_text())
+    assert first["studies"]["xgboost"]["folds"]["kind"] == "kfold"
+    assert (project / "models" / "tuned" / "xgboost_tuned").is_dir()  # a tuned model left
+    new_split = ("seed=7", "data.split.train=0.5", "data.split.valid=0.3", "tune.n_trials=2")
+    run(["dvc", "exp", "run", *sets(*new_split)], project)
+    gate = json.loads((project / "reports" / "gate.json").read_text())
+    assert gate["rows"] == 450  # 30% of 1,500: the new split was gated
+    tune = json.loads((project / "reports" / "tune.json").read_text())
+    assert tune["lineage"]["rows"] == gate["lineage"]["rows"] != first["lineage"]["rows"]
+    run(["dvc", "repro"], project)  # nothing stale left behind: plain repro is clean too

@@ -3,17 +3,20 @@ and identical features with different labels.
 
 A held-out row identical to an earlier split's row is leakage only when it is a copy of
 it. Distinct entities with identical coded profiles (a few categorical features) collide
-by chance, and then as often within one split as across splits: the expected share of
-held-out rows that repeat an earlier split's whole row (features, amount, label) is the
-share of the earlier splits' rows that repeat another of their rows (under distinct ids
-with `data.id_column`; see `expected_cross_share`). Only an excess beyond that (at least
-`cross_split_block` of the held-out rows, and beyond chance by a one-sided binomial test
-at `chance_level`) blocks; so does an id (`data.id_column`) seen in an earlier split.
-Otherwise it is a warning.
+by chance, and then as often within one split as across splits. A held-out row whose
+whole row (features, amount, label) occurs at two or more earlier rows, or at another row
+of its own split, repeats a common profile: chance. The rest pair with one earlier row
+and nowhere else, as a copy does; they are judged against how often the earlier splits'
+rows pair up with one another (under distinct ids with `data.id_column`; see
+`CrossChance`). Only an excess beyond chance (at least `cross_split_block` of the held-out
+rows, and beyond chance by a one-sided binomial test at `chance_level`) blocks; so does an
+id (`data.id_column`) seen in an earlier split. Otherwise it is a warning.
 
 Exact counts on every row: a 64-bit hash per row (features + target) is cheap."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -148,6 +151,19 @@ def check_duplicates(data: AssessData, config: AssessConfig) -> CheckResult:
     return result
 
 
+def cross_split_check(data: AssessData, config: AssessConfig) -> CheckResult:
+    """Only the cross-split repeat check (`duplicates:cross_split`, as check_duplicates
+    finds it): for simulations of its block rate (bench/soundness.py)."""
+    result = CheckResult()
+    hashes = row_hashes(data)
+    _within, cross = duplicate_masks(hashes)
+    cross_counts = {s: int(m.sum()) for s, m in cross.items()}
+    if sum(cross_counts.values()):
+        held_out = len(hashes["valid"]) + len(hashes["test"])
+        _cross_split(data, config, result, hashes, cross, cross_counts, held_out)
+    return result
+
+
 def _conflicting_labels(data: AssessData, result: CheckResult) -> None:
     features = row_hashes(data, with_target=False)
     frame = pd.DataFrame(
@@ -190,54 +206,133 @@ def whole_row_columns(data: AssessData, with_target: bool = True) -> list[str]:
     return list(dict.fromkeys([*data.features, *amount, *([data.target] if with_target else [])]))
 
 
-def expected_cross_share(
-    data: AssessData, hashes: dict[str, np.ndarray]
-) -> tuple[dict[str, float], str]:
-    """(per held-out split, the share of its rows expected to repeat a whole row of the
-    earlier splits by chance, i.e. as distinct rows of this feature space; how it was
-    judged: "distinct ids", "repeats", "independent", or "mixed" when the splits differ).
+@dataclass
+class CrossChance:
+    """What chance makes of the held-out rows (valid, test) that repeat a whole row of an
+    earlier split (their pool: train; train + valid for test), in rows summed over both.
 
-    The chance that a held-out row matches one of the N earlier rows is, for rows drawn
-    alike, the chance that an earlier row matches one of the N - 1 others: the share of
-    the pool (train; train + valid for test) whose whole row occurs at another pool row.
-    That sees correlated columns (children of one age share every ACS code), which an
-    independence model misses by orders of magnitude; but copies inside the pool inflate
-    it. So:
+    A repeated row is *explained* when its whole row occurs at two or more pool rows or at
+    another row of its own split (distinct ids counted once each, with `data.id_column`):
+    a profile that common repeats by chance, and a copy of it could not be told from
+    chance anyway. The rest are *lone* pairs: one pool row and one held-out row, and
+    nowhere else; a copy from an earlier split is one. How many lone pairs chance makes
+    is judged by the pool's own lone pairs (a profile at exactly two pool rows and no
+    held-out row): pairs of rows placed at random fall across the splits 2n / (N - 1)
+    times as often as inside the pool (n held-out rows, N pool rows): the expectation;
+    and given all lone pairs, each is across with probability 2n / (2n + N - 1): the
+    one-sided binomial test. Judging pairs at both ends keeps a shift between the splits
+    (a time window whose later rows crowd into the common profiles) from reading as
+    copies."""
 
-    - with `data.id_column`, rows that repeat a pool row *with its id* are copies and
-      count once: the share counts only repeats under distinct ids ("distinct ids");
-    - without one, a repeat is a copy or a chance collision, and the pool's share counts
-      only when the columns taken as independent explain a good part of it (at least a
-      tenth): each held-out row's chance 1 - (1 - q)^N, q the product of its values'
-      shares in train (missing is a value), near 0 when any column is continuous. Else
-      the repeats inside the pool are copies too, and the expected share is the
-      independent one ("independent"; else "repeats")."""
-    train = data.splits["train"]
+    explained: int  # held-out rows repeating a common profile
+    lone: int  # held-out rows forming a lone pair with one pool row (tested)
+    expected_lone: float  # lone pairs across expected by chance (from the pool's own pairs)
+    p_value: float  # P(at least `lone` lone pairs across | chance)
+    basis: str  # JUDGED's key
+    lone_masks: dict[str, np.ndarray]  # per held-out split, its lone rows (copies if any)
+
+    @property
+    def expected_rows(self) -> float:
+        return self.explained + self.expected_lone
+
+
+def cross_chance(data: AssessData, hashes: dict[str, np.ndarray]) -> CrossChance:
+    """Split the held-out rows that repeat an earlier split's whole row into explained
+    ones and lone pairs, and test the lone pairs against chance (see `CrossChance`).
+
+    With `data.id_column` a row repeated *with its id* counts once (a copy, not a second
+    case), so the pool's pairs are distinct cases: chance ("distinct ids"). Without one a
+    pool pair is a copy or a chance pair; the pool's pairs count as chance ("pairs") only
+    when the columns taken as independent explain more than a tenth of the pool's repeats,
+    or the repeats look like a coded space (`_coded_space`: correlated codes, which the
+    independence model misses by orders of magnitude); else they are copies too, and the
+    chance of a lone pair is at most the chance of any repeat with the columns independent
+    ("independent"): each held-out row's chance 1 - (1 - q)^N, q the product of its
+    values' shares in train (missing is a value), near 0 when any column is continuous."""
     has_ids = bool(data.id_column) and all(data.id_column in f for f in data.splits.values())
     # Ids as 64-bit hashes: a (row, id) pair is two integers, cheap to deduplicate.
-    ids = (
-        {
-            s: pd.util.hash_pandas_object(f[data.id_column], index=False).to_numpy()
-            for s, f in data.splits.items()
-        }
+    ids = {
+        s: pd.util.hash_pandas_object(f[data.id_column], index=False).to_numpy()
         if has_ids
         else None
-    )
-    repeats: dict[str, float] = {}
+        for s, f in data.splits.items()
+    }
+    explained = lone = 0
+    inside, across, masks, pool_repeats, common = [], [], {}, {}, {}
     for i, split in enumerate(ORDER[1:], start=1):
-        pool = ORDER[:i]
-        repeats[split] = _pool_repeat_share(
-            np.concatenate([hashes[s] for s in pool]),
-            np.concatenate([ids[s] for s in pool]) if ids is not None else None,
-        )
-    if has_ids:
-        return repeats, "distinct ids"
+        pool_h = np.concatenate([hashes[s] for s in ORDER[:i]])
+        pool_ids = np.concatenate([ids[s] for s in ORDER[:i]]) if has_ids else None
+        pool = _distinct(pool_h, pool_ids)
+        held = _distinct(hashes[split], ids[split])
+        pool_counts = pool.value_counts()
+        held_counts = held.value_counts()
+        in_pool = pool_counts.reindex(hashes[split], fill_value=0).to_numpy()
+        others = held_counts.reindex(hashes[split], fill_value=0).to_numpy() - 1
+        matched = in_pool >= 1
+        masks[split] = alone = matched & (in_pool == 1) & (others == 0)
+        explained += int((matched & ~alone).sum())
+        lone += int(alone.sum())
+        # The pool's own lone pairs (a profile at two pool rows and no held-out row), and
+        # how many pairs across the split boundary chance makes per pair inside the pool.
+        inside.append(int(((pool_counts == 2) & ~pool_counts.index.isin(held_counts.index)).sum()))
+        across.append(2 * len(held) / (len(pool) - 1) if len(pool) > 1 else 0.0)
+        pool_repeats[split] = float(pool.duplicated(keep=False).mean()) if len(pool) else 0.0
+        common[split] = _coded_space(pool_counts)
+    basis = "distinct ids" if has_ids else "pairs"
+    independent = _independent_share(data)
+    held_rows = sum(len(hashes[s]) for s in ORDER[1:])
+    by_columns = sum(independent[s] * len(hashes[s]) for s in ORDER[1:])
+    rate = min(1.0, by_columns / held_rows) if held_rows else 0.0
+    columns_p = float(stats.binom.sf(lone - 1, held_rows, rate))
+    explains = all(independent[s] > 0.1 * pool_repeats[s] for s in independent)
+    if not has_ids and not explains and not all(common.values()):
+        # The pool's pairs are copies too. The chance of a lone pair is at most the
+        # chance of any repeat with the columns independent.
+        return CrossChance(explained, lone, by_columns, columns_p, "independent", masks)
+    # Expected lone pairs across: the pool's pairs times chance's ratio across/inside.
+    expected = float(np.dot(inside, across))
+    # The test conditions on all lone pairs (inside + across), each across with
+    # probability ratio / (1 + ratio): binomial at the pairs' mean rate (the sum of two
+    # binomials at different rates has a thinner tail, so this errs towards "chance").
+    total = lone + sum(inside)
+    rate = sum(k * r / (1 + r) for k, r in zip(inside, across, strict=True))
+    rate += sum(int(masks[s].sum()) * r / (1 + r) for s, r in zip(ORDER[1:], across, strict=True))
+    p_value = float(stats.binom.sf(lone - 1, total, rate / total)) if total else 1.0
+    if explains and columns_p < p_value:
+        # Few pairs say little (4 lone pairs of 4 across: p = 0.33^4 at a 60/20/20 split);
+        # where the columns taken as independent explain the pool's repeats (no repeats
+        # at all, in a continuous space), their near-zero chance is the sharper judge.
+        return CrossChance(explained, lone, by_columns, columns_p, "columns", masks)
+    return CrossChance(explained, lone, expected, p_value, basis, masks)
+
+
+def _coded_space(counts: pd.Series) -> bool:
+    """Do the pool's repeats (`counts`: rows per whole row) look like a coded feature
+    space rather than copies? Copies of distinct rows make pairs; a space of few coded
+    values fills profiles three times and more: at least as many rows in such profiles as
+    in pairs, and at least 10 such profiles (one row copied thrice is not a space)."""
+    triples = counts[counts >= 3]
+    return len(triples) >= 10 and int(triples.sum()) >= 2 * int((counts == 2).sum())
+
+
+def _distinct(hashes: np.ndarray, ids: np.ndarray | None) -> pd.Series:
+    """The whole-row hashes of distinct rows: with `ids`, a row repeated with its id
+    counts once."""
+    if ids is None:
+        return pd.Series(hashes)
+    return pd.DataFrame({"hash": hashes, "id": ids}).drop_duplicates()["hash"]
+
+
+def _independent_share(data: AssessData) -> dict[str, float]:
+    """Per held-out split, the mean chance that a row repeats one of its pool's rows with
+    the columns taken as independent (their value shares in train)."""
+    train = data.splits["train"]
     columns = whole_row_columns(data)
     shares = {
         c: train[c].astype(object).where(train[c].notna(), "<missing>").value_counts(normalize=True)
         for c in columns
     }
-    out, bases, pool_rows = {}, set(), len(train)
+    out, pool_rows = {}, len(train)
     for split in ORDER[1:]:
         frame = data.splits[split]
         log_q = np.zeros(len(frame))
@@ -247,53 +342,41 @@ def expected_cross_share(
             with np.errstate(divide="ignore"):
                 log_q += np.log(np.nan_to_num(share, nan=0.0))
         q = np.exp(log_q)
-        independent = (
+        out[split] = (
             float(np.mean(-np.expm1(pool_rows * np.log1p(-np.minimum(q, 1 - 1e-12)))))
             if len(q)
             else 0.0
         )
-        explained = independent >= 0.1 * repeats[split]
-        out[split] = max(repeats[split], independent) if explained else independent
-        bases.add("repeats" if explained else "independent")
         pool_rows += len(frame)
-    return out, bases.pop() if len(bases) == 1 else "mixed"
+    return out
 
 
-def _pool_repeat_share(hashes: np.ndarray, ids: np.ndarray | None) -> float:
-    """The share of the pool's rows whose whole row (`hashes`) occurs at another of its
-    rows; with `ids` (one hash per row), a row repeated with its id counts once (a copy,
-    not a second case)."""
-    if len(hashes) < 2:
-        return 0.0
-    rows = pd.DataFrame({"hash": hashes})
-    if ids is not None:  # hashed ids
-        rows["id"] = ids
-        rows = rows.drop_duplicates()
-    return float(rows["hash"].duplicated(keep=False).mean())
-
-
-# How the chance share was judged (expected_cross_share's basis), in the finding's words.
+# How chance was judged (CrossChance.basis), in the finding's words.
 JUDGED = {
-    "distinct ids": "judged by how often rows of the earlier splits repeat one another "
+    "distinct ids": "judged by how often rows of the earlier splits pair up with one another "
     "under distinct ids",
-    "repeats": "judged by how often rows of the earlier splits repeat one another",
+    "pairs": "judged by how often rows of the earlier splits pair up with one another",
     "independent": "judged by the columns' value shares taken as independent, as the "
     "repeats within the earlier splits look like copies too",
-    "mixed": "judged per split by how often the earlier splits' rows repeat one another, "
-    "or, where those repeats look like copies, by the columns taken as independent",
+    "columns": "judged by the columns' value shares taken as independent, which explain "
+    "how often the earlier splits' rows repeat one another",
 }
 
 
 def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) -> None:
     n_cross = sum(cross_counts.values())
     share = n_cross / held_out
-    expected, basis = expected_cross_share(data, hashes)
-    expected_rows = sum(expected[s] * len(hashes[s]) for s in expected)
-    expected_share = expected_rows / held_out
-    # P(at least n_cross repeats | the chance rate): one-sided binomial on the held-out rows.
-    p_value = float(stats.binom.sf(n_cross - 1, held_out, min(1.0, expected_share)))
+    chance = cross_chance(data, hashes)
+    basis, p_value = chance.basis, chance.p_value
+    expected_share = chance.expected_rows / held_out
     beyond_chance = p_value < config.duplicates.chance_level
     copies = beyond_chance and share - expected_share >= config.duplicates.cross_split_block
+    # What drop_duplicates drops when they are copies: the tested rows, never a profile
+    # common enough to repeat by chance.
+    result.remedy_rows["duplicates:cross_split"] = {
+        s: np.flatnonzero(chance.lone_masks.get(s, np.zeros(len(h), dtype=bool)))
+        for s, h in hashes.items()
+    }
     judged = JUDGED[basis]
     counts = (
         f"(valid {cross_counts['valid']:,} in train; test {cross_counts['test']:,} in train "
@@ -315,7 +398,7 @@ def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) ->
                 "; if each row is a distinct case, set data.id_column: repeats under "
                 "distinct ids are then judged against how often the earlier splits' rows "
                 "repeat one another"
-                if basis != "distinct ids"
+                if not data.id_column
                 else ""
             )
         )
@@ -356,6 +439,9 @@ def _cross_split(data, config, result, hashes, cross, cross_counts, held_out) ->
                 "share_of_valid_and_test": share,
                 "expected_share": expected_share,
                 "expected_from": basis,
+                "common_profile_rows": chance.explained,  # repeat a profile seen twice or more
+                "lone_pair_rows": chance.lone,  # tested against chance (all, if "independent")
+                "lone_pairs_expected": chance.expected_lone,
                 "p_value": p_value,
                 "copies": beyond_chance,  # more than chance explains: drop_duplicates drops them
                 "block_at_excess": config.duplicates.cross_split_block,

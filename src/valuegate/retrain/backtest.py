@@ -40,17 +40,9 @@ import pandas as pd
 
 from valuegate.config.schema import Config
 from valuegate.errors import DataError
+from valuegate.retrain.window import plain_period as _plain
 
 log = logging.getLogger(__name__)
-
-
-def _plain(value: Any) -> Any:
-    """A period label as JSON holds it (numbers as numbers, anything else as text)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 # --------------------------------------------------------------------------- served models

@@ -34,8 +34,9 @@ class Window:
     record: dict[str, Any]
 
 
-def _plain(value: Any) -> Any:
-    """A period as JSON holds it: numbers as numbers, anything else as text."""
+def plain_period(value: Any) -> Any:
+    """A period label as JSON holds it: numbers as numbers, anything else as text (the
+    window's record, the backtest's periods)."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool | int | float | str):
@@ -57,7 +58,7 @@ def periods(values: pd.Series, column: str) -> tuple[list[Any], np.ndarray]:
 def _instants(values: list[Any]) -> pd.Series:
     """Each value as a UTC instant (NaT when it is not a date), parsed as data.time_order
     parses a text time column (naive times taken as UTC)."""
-    text = pd.Series([str(_plain(v)) for v in values], dtype=object)
+    text = pd.Series([str(plain_period(v)) for v in values], dtype=object)
     return pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
 
 
@@ -65,7 +66,7 @@ def same_period(values: list[Any], until: Any, dates: bool) -> np.ndarray:
     """Which of `values` (of data.time_column) are the period `until` as a user writes it:
     equal, equal as text, or (`dates`: the column holds dates or times, not numbers) the
     same instant (2017-02-01 is a timestamp column's 2017-02-01 00:00:00)."""
-    out = np.array([str(_plain(v)) == str(until) for v in values], dtype=bool)
+    out = np.array([str(plain_period(v)) == str(until) for v in values], dtype=bool)
     for i, value in enumerate(values):
         same = value == until
         out[i] |= isinstance(same, bool | np.bool_) and bool(same)
@@ -86,12 +87,12 @@ def _match(until: Any, labels: list[Any], column: str, dates: bool = False) -> i
         if isinstance(same, bool | np.bool_) and bool(same):
             return i
     for i, label in enumerate(labels):  # a date or text period written in YAML as text
-        if str(_plain(label)) == str(until):
+        if str(plain_period(label)) == str(until):
             return i
     hits = np.flatnonzero(same_period(labels, until, dates)) if dates else []
     if len(hits):
         return int(hits[0])
-    shown = [_plain(v) for v in labels]
+    shown = [plain_period(v) for v in labels]
     listed = ", ".join(map(str, shown if len(shown) <= 20 else [*shown[:10], "...", *shown[-5:]]))
     raise DataError(
         f"retrain.window.until: {until!r} is not a period of data.time_column {column!r}. "
@@ -136,13 +137,13 @@ def select(frame: pd.DataFrame, data: DataConfig, window: RetrainWindow, seed: i
             own_seed = int(np.random.SeedSequence([seed, age]).generate_state(1)[0])
             rows = rows[_thin(y[rows], window.decay**age, binary, own_seed)]
         chosen.append(rows)
-        rows_per_period[str(_plain(labels[p]))] = len(rows)
+        rows_per_period[str(plain_period(labels[p]))] = len(rows)
     newest = chosen[-1]
     n_test = round(window.holdout * len(newest))
     if n_test == 0 or n_test == len(newest):
         raise DataError(
             f"retrain.window.holdout: {window.holdout:g} of the {len(newest)} rows of period "
-            f"{_plain(labels[last])} leaves "
+            f"{plain_period(labels[last])} leaves "
             + ("no test rows" if n_test == 0 else "no rows of it to learn from")
             + "; allowed: a share in (0, 1) that keeps at least one row on each side."
         )
@@ -151,7 +152,7 @@ def select(frame: pd.DataFrame, data: DataConfig, window: RetrainWindow, seed: i
     ratio = data.split.train / (data.split.train + data.split.valid)
     a = round(ratio * len(rest))
     parts = {"train": rest[:a], "valid": rest[a:], "test": test}
-    described = f"retrain.window (until {_plain(window.until)!r}, rule {window.rule})"
+    described = f"retrain.window (until {plain_period(window.until)!r}, rule {window.rule})"
     for name in SPLITS:
         if len(parts[name]) == 0:
             raise DataError(
@@ -168,12 +169,12 @@ def select(frame: pd.DataFrame, data: DataConfig, window: RetrainWindow, seed: i
                     "retrain.window.holdout."
                 )
     record: dict[str, Any] = {
-        "until": _plain(window.until),
+        "until": plain_period(window.until),
         "rule": window.rule,
         "holdout": window.holdout,
         "rows_per_period": rows_per_period,
         "dropped_after_until": int((period > last).sum()),
-        "test_period": _plain(labels[last]),
+        "test_period": plain_period(labels[last]),
     }
     if window.rule == "sliding":
         record["periods"] = window.periods
