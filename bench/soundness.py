@@ -18,8 +18,9 @@ in `SCENARIOS`; a new one (e.g. the deploy gate's sequence of challengers) is on
 function and one more entry. Rates come with binomial standard errors. Fixed seeds.
 
 `--part duplicates` simulates the assessment's cross-split repeat check
-(`valuegate.assess.duplicates.check_duplicates`, `duplicates:cross_split` and
-`duplicates:shared_ids`): its block rate at zero leakage (train, valid and test drawn from
+(`valuegate.assess.duplicates.cross_split_check`, the `duplicates:cross_split` finding;
+copies carry new ids, so `duplicates:shared_ids` is not what is measured): its block
+rate at zero leakage (train, valid and test drawn from
 one process, split at random or in time order, with and without an id column) on unlike
 tables (`DUPLICATE_TABLES`: coarse codes where every row repeats, continuous columns where
 none does, a mix, a constant column, one dominant level, correlated codes, shares that
@@ -372,7 +373,8 @@ def main_duplicates(args: argparse.Namespace) -> float:
     level = DuplicateThresholds().chance_level
     print(
         f"duplicates check: block at zero leakage vs nominal (<= chance_level {level:.1%}; "
-        "the brief's limit 5%), power under copies; random 60/20/20 splits unless noted"
+        "a rate over 5% would block one clean table in 20), power under copies; "
+        "random 60/20/20 splits unless noted"
     )
     header("table", "ids", "n", "nominal", "measured block rate", "tables", "seconds")
     worst = 0.0

@@ -240,9 +240,6 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path, monkeypatch, c
     assert not (tmp_path / "reports").exists() and not (tmp_path / "metrics").exists()
 
 
-# --------------------------------------------------------------------------- end to end
-
-
 # --------------------------------------------------------------------------- bench
 
 
@@ -272,6 +269,9 @@ def test_the_backtest_bench_loads_openmp_after_valuegate_sets_passive_waiting():
     )  # fmt: skip
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert all(policy == "PASSIVE" for policy in seen.values()), seen
+
+
+# --------------------------------------------------------------------------- end to end
 
 
 @pytest.mark.slow
