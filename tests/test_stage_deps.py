@@ -1,26 +1,38 @@
-"""The `score` stage's DVC deps list every module that decides what it writes (issue 14:
-the Dask scoring path `src/valuegate/distributed/score.py` was missing, so a change to it
-did not rerun the stage). Read from the source, no stage runs."""
+"""The `score` and `package` stages' DVC deps list every module that decides what they
+write (issue 14: the Dask scoring path `src/valuegate/distributed/score.py` was missing from
+score's, so a change to it did not rerun the stage; package's lacked the value model and the
+calibration). Read from the source, no stage runs."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
 
 SRC = ROOT / "src"
-# The stage and the modules it scores through. Their direct valuegate imports must be
+# Each stage and the modules it works through. Their direct valuegate imports must be
 # deps; imports of imports are not followed (as for every stage's deps in dvc.yaml).
-SCORE_PATH = (
-    "valuegate.stages.score",
-    "valuegate.pipeline.score",
-    "valuegate.serving.batch",
-    "valuegate.distributed.score",
-    "valuegate.bundle",
-)
+STAGE_PATHS = {
+    "score": (
+        "valuegate.stages.score",
+        "valuegate.pipeline.score",
+        "valuegate.serving.batch",
+        "valuegate.distributed.score",
+        "valuegate.bundle",
+    ),
+    "package": (
+        "valuegate.stages.package",
+        "valuegate.pipeline.package",
+        "valuegate.deploy",
+        "valuegate.bundle",
+        "valuegate.row_lineage",
+        "valuegate.monitor.profile",
+    ),
+}
 # Imported by the score path but not deciding a row or a value of its outputs.
 NOT_DEPS = {
     "valuegate.config": "loads params.yaml; the stage's params are declared apart",
@@ -69,15 +81,17 @@ def covered(name: str, deps: list[str]) -> bool:
     return any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps)
 
 
-def test_the_score_stage_depends_on_every_module_that_decides_its_output():
-    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["score"]
+@pytest.mark.parametrize("stage_name", sorted(STAGE_PATHS))
+def test_a_stage_depends_on_every_module_that_decides_its_output(stage_name: str):
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage_name]
     deps = [d for d in stage["deps"] if isinstance(d, str)]
-    for name in SCORE_PATH:
-        assert covered(name, deps), f"score: {module_file(name)} is not a dep"
+    path = STAGE_PATHS[stage_name]
+    for name in path:
+        assert covered(name, deps), f"{stage_name}: {module_file(name)} is not a dep"
     missing = sorted(
         f"{name} (imported by {source})"
-        for source in SCORE_PATH
+        for source in path
         for name in imports(source)
         if name not in NOT_DEPS and not covered(name, deps)
     )
-    assert not missing, f"score stage deps lack: {missing}"
+    assert not missing, f"{stage_name} stage deps lack: {missing}"

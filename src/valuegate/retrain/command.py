@@ -18,14 +18,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from valuegate.errors import GateRefusedError, ValuegateError
+from valuegate.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+LOCK_FILE = Path("dvc.lock")
+# The lock as it was before the running `dvc exp run` (in DVC's git-ignored tmp/), and the
+# mark that a run is under way; both gone once the run ends, killed or not.
+LOCK_GUARD = Path(".dvc/tmp/valuegate-retrain")
 
 
 class RetrainFailedError(ValuegateError):
@@ -153,9 +162,10 @@ def run_command(args: Any) -> int:
     log.info("running: %s", " ".join(command))
     # DVC of this interpreter's environment (`python -m dvc`): the console script may run
     # from a virtualenv whose bin/ is not on PATH.
-    done = subprocess.run(
-        [sys.executable, "-m", *command], stdout=sys.stderr, stderr=sys.stderr, check=False
-    )
+    with guarded_lock():
+        done = subprocess.run(
+            [sys.executable, "-m", *command], stdout=sys.stderr, stderr=sys.stderr, check=False
+        )
     if done.returncode != 0:
         blocked = _blocked()
         if blocked:
@@ -173,6 +183,45 @@ def run_command(args: Any) -> int:
     unit = f"{config.objective.currency}/{config.objective.period}"
     print(result_paragraph(record, window, unit))
     return 0
+
+
+def restore_lock_of_a_killed_run(root: Path = Path(".")) -> bool:
+    """Put back dvc.lock as it was before a retrain that was killed; True if one was.
+
+    DVC rewrites dvc.lock in place, stage after stage: a retrain killed while DVC writes it
+    leaves a truncated file that every later DVC command refuses ("'./dvc.lock' validation
+    failed"). The lock of before the killed run is put back whole (or removed, if there was
+    none); the stages that run had finished rerun, or come back from DVC's run cache."""
+    guard = root / LOCK_GUARD
+    if not (guard / "running").is_file():
+        return False
+    saved, lock = guard / LOCK_FILE.name, root / LOCK_FILE
+    if saved.is_file():
+        os.replace(saved, lock)
+    else:
+        lock.unlink(missing_ok=True)
+    (guard / "running").unlink()
+    log.warning("an earlier retrain was killed: dvc.lock is back as it was before that run")
+    return True
+
+
+@contextmanager
+def guarded_lock(root: Path = Path(".")) -> Iterator[None]:
+    """Keep dvc.lock as it is before the run until DVC exits (see
+    `restore_lock_of_a_killed_run`, which the next retrain calls if this one is killed or
+    interrupted)."""
+    restore_lock_of_a_killed_run(root)
+    guard, lock = root / LOCK_GUARD, root / LOCK_FILE
+    guard.mkdir(parents=True, exist_ok=True)
+    if lock.is_file():
+        atomic_write_bytes(guard / LOCK_FILE.name, lock.read_bytes())
+    else:
+        (guard / LOCK_FILE.name).unlink(missing_ok=True)
+    atomic_write_bytes(guard / "running", b"")
+    yield
+    # only once DVC has exited: interrupted (Ctrl-C), it may have stopped mid-write too
+    (guard / "running").unlink()
+    (guard / LOCK_FILE.name).unlink(missing_ok=True)
 
 
 def _blocked() -> str | None:
