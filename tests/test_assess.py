@@ -394,8 +394,13 @@ def test_the_embedded_example_passes_with_its_findings_reported(compose):
     assert 0.6 < result.figures["max_single_feature_auc"] < 0.85
 
 
-def test_stage_blocks_without_writing_assessed_data(tmp_path, monkeypatch, compose):
-    """The stage itself: a blocking finding writes the report and metrics, no data/assessed."""
+def test_stage_blocks_without_writing_assessed_data_and_a_rerun_writes_the_same_files(
+    tmp_path, monkeypatch
+):
+    """The stage itself: a blocking finding writes the report and metrics, no data/assessed;
+    once accepted, data/assessed. Tracked outputs (cache: false in dvc.yaml) hold no
+    timings: a second run of the same data leaves git status and dvc.lock unchanged.
+    Timings go to the untracked logs/."""
     from valuegate.config import write_params
     from valuegate.stages import assess as stage
 
@@ -420,8 +425,23 @@ def test_stage_blocks_without_writing_assessed_data(tmp_path, monkeypatch, compo
 
     raw["assess"]["accept"] = [{"id": "post_outcome:duration_in_month", "reason": "test"}]
     write_params(raw, tmp_path / "params.yaml")
+    tracked = [stage.RECORD_FILE, stage.REPORT_FILE, stage.METRICS_FILE]
     stage.main([])
     assert (tmp_path / "data" / "assessed" / "train.parquet").samefile(prepared / "train.parquet")
+    first = [(tmp_path / p).read_bytes() for p in tracked]
+    # the honest estimate the deploy gate reads: the quick model on every feature (the
+    # accepted column stays)
+    honest = json.loads(first[0])["honest_estimate"]
+    assert honest["metric"] == "roc_auc" and 0.6 < honest["value"] < 0.9
+    assert honest["features"] == [*schema.numeric, *schema.categorical]
+    assert json.loads(first[2])["honest_estimate"] == honest["value"]
+    assert b"Honest estimate" in first[1]
+    stage.main([])
+    assert [(tmp_path / p).read_bytes() for p in tracked] == first
+    assert b"seconds" not in first[0] and b"seconds" not in first[2]
+    timings = json.loads((tmp_path / "logs" / "assess-timings.json").read_text())
+    assert set(timings["seconds"]) >= {"schema", "leakage", "honest_estimate"}
+    assert all(isinstance(v, float) for v in timings["seconds"].values())
 
 
 def test_stage_remedy_rewrites_the_data_and_schema(tmp_path, monkeypatch):
@@ -485,11 +505,12 @@ def test_dvc_repro_stops_on_a_blocking_finding_until_it_is_accepted(tmp_path: Pa
     settings["accept"] = [{"id": "post_outcome:duration_in_month", "reason": "test"}]
     conf.write_text(yaml.safe_dump(settings))
     run(["valuegate", "compose"], project)
-    # Through the first model stage: the run goes past the assessment into the models (the
-    # rest of the graph is the shared full run's, tests/conftest.py `ran_project`).
-    run(["dvc", "repro", "baseline"], project)
+    # Through the assessment: it now writes data/assessed, which every model stage reads
+    # (test_every_model_stage_reads_the_assessed_data; the models' run on it is the shared
+    # full run's, tests/conftest.py `ran_project`).
+    passed = run(["dvc", "repro", "assess"], project)
+    assert "Running stage 'assess'" in passed.stdout
     assert (project / "data" / "assessed" / "train.parquet").is_file()
-    assert (project / "models" / "baselines" / "linear" / "fit.json").is_file()
     assert (
         json.loads((project / "metrics" / "assess.json").read_text())["findings"]["accepted"] == 1
     )
@@ -509,30 +530,3 @@ def test_the_planted_faults_example_finds_every_fault(tmp_path):
     html = out.read_text()
     assert "target_leakage:repaid_late" in html and "duplicates:cross_split" in html
     assert "Blocks the run" in html
-
-
-def test_two_assessments_of_the_same_data_write_identical_tracked_files(tmp_path, monkeypatch):
-    """Tracked outputs (cache: false in dvc.yaml) hold no timings: a second run of the same
-    data leaves git status and dvc.lock unchanged. Timings go to the untracked logs/."""
-    from valuegate.config import write_params
-    from valuegate.stages import assess as stage
-
-    raw = compose_config(ROOT / "conf", ["assess.n_folds=2"])  # folds: not checked here
-    write_params(raw, tmp_path / "params.yaml")
-    config = validate(raw)
-    splits, schema = prepare(load_raw(config.data, ROOT), config.data, config.seed, "x")
-    prepared = tmp_path / "data" / "prepared"
-    prepared.mkdir(parents=True)
-    for name, part in splits.items():
-        part.to_parquet(prepared / f"{name}.parquet", index=False)
-    (prepared / "schema.json").write_text(json.dumps(schema.to_dict()))
-    monkeypatch.chdir(tmp_path)
-    tracked = [stage.RECORD_FILE, stage.REPORT_FILE, stage.METRICS_FILE]
-    stage.main([])
-    first = [(tmp_path / p).read_bytes() for p in tracked]
-    stage.main([])
-    assert [(tmp_path / p).read_bytes() for p in tracked] == first
-    assert b"seconds" not in first[0] and b"seconds" not in first[2]
-    timings = json.loads((tmp_path / "logs" / "assess-timings.json").read_text())
-    assert set(timings["seconds"]) >= {"schema", "leakage", "honest_estimate"}
-    assert all(isinstance(v, float) for v in timings["seconds"].values())

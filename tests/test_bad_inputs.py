@@ -1,6 +1,10 @@
 """Broken configs and data files, run as a user would (`valuegate compose`, `valuegate
 check`, the `prepare` stage) in a copy of the project: each must exit non-zero without a
-traceback, name the key path / column / rows, and write nothing."""
+traceback, name the key path / column / rows, and write nothing.
+
+The commands run in this process through their entry points (tests/inprocess.py: the
+same parsing and error handling, without ~5 s of imports per process); one case runs
+`valuegate check` and the prepare stage as real processes (exit status, no traceback)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ import pytest
 import yaml
 
 from tests.conftest import copy_project, run
+from tests.inprocess import InProcess
+from valuegate.cli import main as cli_main
+from valuegate.stages import prepare
 
 CLI = [sys.executable, "-m", "valuegate.cli"]
 PREPARE = [sys.executable, "-m", "valuegate.stages.prepare"]
@@ -88,6 +95,7 @@ class Case:
     overrides: list[str] = field(default_factory=list)
     data: bytes | None = None  # written to data/raw/case.csv; run check and prepare
     conf_edit: tuple[str, str, str] | None = None  # (file in conf/, old, new)
+    process: bool = False  # check and prepare as real processes, not in this one
 
 
 CONFIG_CASES = [
@@ -168,7 +176,7 @@ DATA_CASES = [
         data=with_empty_dates([4, 11]),
     ),
     Case("empty file", ["data.path", "'data/raw/case.csv' is empty"], data=b""),
-    Case("latin-1 file", ["data.path", "not UTF-8", "line 9", "0xfc"], data=latin1()),
+    Case("latin-1 file", ["data.path", "not UTF-8", "line 9", "0xfc"], data=latin1(), process=True),
     Case(
         "yes/no labels with an unquoted yes",
         ["data.positive_label", "YAML boolean", 'positive_label: "yes"'],
@@ -181,8 +189,14 @@ DATA_CASES = [
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("bad") / "project")
-    run([*CLI, "compose", "--params", "params_base.yaml"], project)
+    base = ["-q", "compose", "--conf-dir", str(project / "conf"), "--params"]
+    assert cli_main([*base, str(project / "params_base.yaml")]) == 0
     return project
+
+
+@pytest.fixture
+def here(monkeypatch, capsys) -> InProcess:
+    return InProcess(monkeypatch, capsys)
 
 
 def assert_refused(result, case: Case) -> None:
@@ -193,7 +207,9 @@ def assert_refused(result, case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", CONFIG_CASES, ids=lambda c: c.id)
-def test_a_broken_config_is_refused_by_compose_and_check(project: Path, case: Case):
+def test_a_broken_config_is_refused_by_compose_and_check(
+    project: Path, case: Case, here: InProcess
+):
     conf = "conf"
     if case.conf_edit:
         conf = "conf_" + case.id.replace(" ", "_")
@@ -204,8 +220,8 @@ def test_a_broken_config_is_refused_by_compose_and_check(project: Path, case: Ca
         assert old in path.read_text()
         path.write_text(path.read_text().replace(old, new))
     params = project / f"params_{case.id.replace(' ', '_')}.yaml"
-    compose = [*CLI, "compose", *case.overrides, "--conf-dir", conf, "--params", params.name]
-    result = run(compose, project, check=False)
+    compose = ["compose", *case.overrides, "--conf-dir", conf, "--params", params.name]
+    result = here.cli(compose, project)
     expect = [e.replace("conf/", f"{conf}/") for e in case.expect]
     assert_refused(result, Case(case.id, expect))
     assert not params.exists()  # nothing written
@@ -216,14 +232,14 @@ def test_a_broken_config_is_refused_by_compose_and_check(project: Path, case: Ca
         check_dir.mkdir()
         shutil.copytree(project / conf, check_dir / "conf")
         shutil.copy(project / "params_base.yaml", check_dir / "params.yaml")
-        result = run([*CLI, "check", "--params", str(check_dir / "params.yaml")], project, False)
+        result = here.cli(["check", "--params", str(check_dir / "params.yaml")], project)
         assert_refused(result, Case(case.id, [e.replace(f"{conf}/", "conf/") for e in expect]))
         return
     # `valuegate check` catches the same in a params.yaml written by hand (or by DVC).
     raw = yaml.safe_load((project / "params_base.yaml").read_text())
     apply_overrides(raw, case.overrides)  # what compose refused to write
     params.write_text(yaml.safe_dump(raw))
-    assert_refused(run([*CLI, "check", "--params", params.name], project, check=False), case)
+    assert_refused(here.cli(["check", "--params", params.name], project), case)
     params.unlink()
 
 
@@ -239,10 +255,16 @@ def apply_overrides(raw: dict, overrides: list[str]) -> None:
 
 
 @pytest.mark.parametrize("case", DATA_CASES, ids=lambda c: c.id)
-def test_a_broken_data_file_is_refused_by_check_and_prepare(project: Path, case: Case):
+def test_a_broken_data_file_is_refused_by_check_and_prepare(
+    project: Path, case: Case, here: InProcess
+):
     assert case.data is not None
     (project / "data" / "raw" / "case.csv").write_bytes(case.data)
-    run([*CLI, "compose", *DATA, *case.overrides], project)
-    assert_refused(run([*CLI, "check"], project, check=False), case)
-    assert_refused(run(PREPARE, project, check=False), case)
+    assert here.cli(["compose", *DATA, *case.overrides], project).returncode == 0
+    if case.process:
+        assert_refused(run([*CLI, "check"], project, check=False), case)
+        assert_refused(run(PREPARE, project, check=False), case)
+    else:
+        assert_refused(here.cli(["check"], project), case)
+        assert_refused(here.stage(prepare.main, [], project), case)
     assert not (project / "data" / "prepared").exists()  # nothing written

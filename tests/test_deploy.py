@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.deploy_helpers import config, make_bundle, raw_rows
+from tests.inprocess import InProcess
 from valuegate.bundle import HOT_PIPELINE, HOT_XGB, decide, load_bundle, sha256_file
 from valuegate.business import value_model
 from valuegate.deploy import (
@@ -422,7 +423,8 @@ def test_budget_spends_alpha_over_repeated_attempts_and_renews_with_new_rows():
 def _equal_challengers(n_sequences: int, n_rows: int = 500, attempts: int = 10) -> float:
     """Share of sequences in which any of `attempts` equally good challengers in a row,
     each compared with the current champion on the same test rows, is promoted."""
-    cfg = config().model_copy(update={"deploy": config().deploy.model_copy(
+    base = config()  # (composing conf/ with Hydra costs ~0.5 s: once)
+    cfg = base.model_copy(update={"deploy": base.deploy.model_copy(
         update={"n_resamples": 300, "min_fresh_rows": 1})})  # fmt: skip
     model = value_model(cfg)
     rng = np.random.default_rng(12)
@@ -518,13 +520,14 @@ def _registry_with_champion(tmp_path: Path) -> Path:
     return root
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "valuegate.cli", *args], capture_output=True, text=True, cwd=cwd
-    )
+@pytest.fixture
+def here(monkeypatch, capsys) -> InProcess:
+    """The `valuegate` command run in this process (tests/inprocess.py); its exit status
+    and stderr as a real process are checked by test_cli_errors_are_clean."""
+    return InProcess(monkeypatch, capsys)
 
 
-def test_broken_champion_pointer_is_a_clear_error_everywhere(tmp_path):
+def test_broken_champion_pointer_is_a_clear_error_everywhere(tmp_path, here):
     root = _registry_with_champion(tmp_path)
     raw_rows(5).to_csv(tmp_path / "in.csv", index=False)
     pointer = root / "champion.json"
@@ -535,29 +538,29 @@ def test_broken_champion_pointer_is_a_clear_error_everywhere(tmp_path):
             ["serve", "--port", "1"],
             ["models", "list"],
         ):
-            result = _cli(*command, "--registry", str(root), cwd=tmp_path)
+            result = here.cli([*command, "--registry", str(root)], tmp_path)
             assert result.returncode == 2, (command, result.stdout, result.stderr)
             assert "Traceback" not in result.stderr
             assert f"the champion pointer {pointer}" in result.stderr
             assert "valuegate models promote v1" in result.stderr
         assert not (tmp_path / "out.parquet").exists()
     # `models list` still shows the versions (to choose one), and promote repairs it
-    assert "v1" in _cli("models", "list", "--registry", str(root), cwd=tmp_path).stdout
-    repaired = _cli("models", "promote", "v1", "--registry", str(root), cwd=tmp_path)
+    assert "v1" in here.cli(["models", "list", "--registry", str(root)], tmp_path).stdout
+    repaired = here.cli(["models", "promote", "v1", "--registry", str(root)], tmp_path)
     assert repaired.returncode == 0, repaired.stderr
     assert json.loads(pointer.read_text()) == {"champion": "v1", "history": ["v1"]}
 
 
-def test_models_list_shows_a_tampered_version(tmp_path):
+def test_models_list_shows_a_tampered_version(tmp_path, here):
     root = _registry_with_champion(tmp_path)
     make_bundle(root / "v2", version="v2", params={"n_estimators": 6})
-    listed = _cli("models", "list", "--registry", str(root), cwd=tmp_path)
+    listed = here.cli(["models", "list", "--registry", str(root)], tmp_path)
     assert "TAMPERED" not in listed.stdout and "* v1" in listed.stdout
     data = bytearray((root / "v1" / "booster.ubj").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (root / "v1" / "booster.ubj").write_bytes(bytes(data))
     (root / "v2" / "notes.txt").write_text("added later")
-    listed = _cli("models", "list", "--registry", str(root), cwd=tmp_path)
+    listed = here.cli(["models", "list", "--registry", str(root)], tmp_path)
     lines = listed.stdout.splitlines()
     assert any(
         line.startswith("* v1") and "TAMPERED: booster.ubj no longer matches its sha256" in line

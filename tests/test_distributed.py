@@ -95,22 +95,21 @@ def test_dask_scoring_refuses_csv_input_and_names_the_fix(tmp_path):
         score_with_scheduler("local", bundle, tmp_path / "in.csv", tmp_path / "o.parquet")
 
 
-def test_predict_refuses_a_bad_scheduler_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import tool_env
+def test_predict_refuses_a_bad_scheduler_in_one_line(tmp_path, monkeypatch, capsys):
+    # In this process, through the command's entry point (the exit of a real process is
+    # checked by the next test's)
+    from tests.inprocess import InProcess
 
     make_bundle(tmp_path / "b")
     pq.write_table(pa.table({"a": [1]}), tmp_path / "in.parquet")
-    result = subprocess.run(
-        [sys.executable, "-m", "valuegate.cli", "predict", "--model", str(tmp_path / "b"),
-         "--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"),
-         "--dask-scheduler", "lcal:2"],
-        capture_output=True, text=True, env=tool_env(), cwd=tmp_path,
+    result = InProcess(monkeypatch, capsys).cli(
+        ["predict", "--model", str(tmp_path / "b"), "--input", str(tmp_path / "in.parquet"),
+         "--output", str(tmp_path / "o.parquet"), "--dask-scheduler", "lcal:2"],
+        tmp_path,
     )  # fmt: skip
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 2
     assert "--dask-scheduler: 'lcal:2' is not a Dask scheduler" in result.stderr
+    assert not (tmp_path / "o.parquet").exists()
 
 
 def test_a_tuning_worker_is_numbered_from_one(tmp_path):

@@ -24,6 +24,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import copy_project, run, tool_env
+from valuegate.config.loading import compose_config, write_params
 
 pytestmark = [
     pytest.mark.slow,
@@ -102,10 +103,11 @@ def test_tuning_workers_on_two_machines_share_one_study_in_postgresql(
     tmp_path: Path, postgres: str
 ):
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    cli = [sys.executable, "-m", "valuegate.cli"]
     first = copy_project(tmp_path / "a")
     write_xor(first)
-    run([*cli, "compose", *SETTINGS, f"tune.storage='{postgres}'"], first)
+    # params.yaml as `valuegate compose` writes it (in this process: no start-up to pay)
+    raw = compose_config(first / "conf", [*SETTINGS, f"tune.storage='{postgres}'"])
+    write_params(raw, first / "params.yaml")
     run(["dvc", "repro", "assess"], first)
     # The recipe of docs/scale.md: a DVC remote both machines reach holds the outputs.
     remote = tmp_path / "remote"

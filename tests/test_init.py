@@ -47,7 +47,7 @@ def initialised(tmp_path_factory) -> Path:
     return directory
 
 
-def test_init_writes_a_committed_git_and_dvc_project(initialised: Path):
+def test_init_writes_a_committed_git_and_dvc_project(initialised: Path, monkeypatch, capsys):
     for name in (
         "conf/config.yaml",
         "conf/data/german_credit.yaml",
@@ -79,11 +79,10 @@ def test_init_writes_a_committed_git_and_dvc_project(initialised: Path):
     )
     assert upload["with"]["path"] == "reports/run.html"
     assert readme_commands(initialised)[0] == "dvc exp run && valuegate show"
-    # params.yaml is what `valuegate check` accepts (fresh: composed from this conf/)
-    checked = subprocess.run(
-        ["valuegate", "check"], cwd=initialised, env=tool_env(), capture_output=True, text=True
-    )
-    assert checked.returncode == 0, checked.stderr
+    # params.yaml is what `valuegate check` accepts (fresh: composed from this conf/); in
+    # process (its process is not what is checked: tests/test_bad_inputs.py runs it as one)
+    monkeypatch.chdir(initialised)
+    assert cli.main(["check"]) == 0, capsys.readouterr().err
 
 
 def test_init_refuses_a_folder_in_use_and_an_unknown_example(tmp_path, capsys):
@@ -106,12 +105,9 @@ def test_the_generated_readmes_first_command_runs(tmp_path: Path):
     regression path through every stage (the German credit example, binary, is the shared
     full run of tests/conftest.py `ran_project`); one pipeline run instead of two."""
     directory = tmp_path / "fresh"
-    subprocess.run(
-        ["valuegate", "init", str(directory), "--example", "diabetes"],
-        env=tool_env(),
-        check=True,
-        capture_output=True,
-    )
+    # in process: `valuegate init` as a process is not what is checked (the module's
+    # fixture and test_init_writes_a_committed_git_and_dvc_project check what it writes)
+    assert cli.main(["-q", "init", str(directory), "--example", "diabetes"]) == 0
     first = readme_commands(directory)[0]
     assert first == "dvc exp run && valuegate show"  # the same command for every example
     done = subprocess.run(

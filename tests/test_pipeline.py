@@ -63,23 +63,30 @@ def test_dummy_value_matches_a_hand_computation(ran_project: Path):
     assert dummy["value_per_period"] == pytest.approx(max(approve_all, reject_all))
 
 
-def test_exp_run_set_param_selects_and_changes_only_that_candidate(scratch: Path):
+def test_exp_run_set_param_selects_retrains_only_that_candidate_and_a_strict_gate_fails(
+    scratch: Path,
+):
     """`-S model=[...]` selects a subset of candidates, and a changed param retrains only
     its candidate: xgboost (max_depth changed) is retrained, random_forest (selected,
-    unchanged) and the baselines are not. One run checks both (each reruns the graph)."""
-    # through evaluate (what is checked): package, score, report, monitor cost a minute
+    unchanged) and the baselines are not. With gate.strict the refusing gate fails the run
+    after writing its record. One run checks all three (each reruns the graph to the gate;
+    the gate is the last stage either reaches)."""
     chosen = ["-S", "model=[xgboost,random_forest]", "-S", "model.xgboost.params.max_depth=2"]
-    result = run(["dvc", "exp", "run", *chosen, "evaluate"], scratch)
-    assert "Running stage 'train@xgboost'" in result.stdout
-    assert "Running stage 'train@random_forest'" not in result.stdout
-    assert "train@hist_gradient_boosting" not in result.stdout
-    assert "Stage 'baseline' didn't change" in result.stdout
-    assert "Running stage 'evaluate'" in result.stdout
-    assert list(read_metrics(scratch)["models"]) == ["dummy", "linear", "xgboost", "random_forest"]
+    failed = run(["dvc", "exp", "run", *chosen, "-S", "gate.strict=true"], scratch, check=False)
+    assert "Running stage 'train@xgboost'" in failed.stdout
+    assert "Running stage 'train@random_forest'" not in failed.stdout
+    assert "train@hist_gradient_boosting" not in failed.stdout
+    assert "Stage 'baseline' didn't change" in failed.stdout
+    assert "Running stage 'gate'" in failed.stdout
     fit = json.loads((scratch / "models" / "candidates" / "xgboost" / "fit.json").read_text())
     assert fit["params"]["max_depth"] == 2
-    shown = run(["dvc", "exp", "show", "--json"], scratch).stdout
-    assert "value_per_period" in shown
+    # the gate compared the selected candidates only, refused them, and (strict) failed
+    gate = json.loads((scratch / "reports" / "gate.json").read_text())
+    assert sorted(gate["candidates"]) == ["random_forest", "xgboost"]
+    assert gate["strict"] is True and gate["tuning_allowed"] is False
+    assert failed.returncode != 0
+    assert "gate refused" in failed.stdout + failed.stderr
+    assert "Running stage 'tune'" not in failed.stdout
 
 
 def test_broken_config_fails_the_stage_without_traceback_or_outputs(scratch: Path):
@@ -94,19 +101,23 @@ def test_broken_config_fails_the_stage_without_traceback_or_outputs(scratch: Pat
 
 
 def test_queued_grid_runs_one_experiment_per_value(scratch: Path):
-    grid = ["dvc", "exp", "run", "--queue", "-S", "model=xgboost,random_forest", "evaluate"]
+    """README: `dvc exp run --queue -S 'model=xgboost,random_forest'` + `dvc queue start`.
+    Through the gate (the first stage that reads the candidate list; the rest of the
+    graph is the shared run's): each experiment's gate record holds the one candidate of
+    its value, and `dvc exp show` lists the metrics (numbers only)."""
+    grid = ["dvc", "exp", "run", "--queue", "-S", "model=xgboost,random_forest", "gate"]
     run(grid, scratch)
     run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], scratch)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], scratch).stdout)
-    candidates = set()
+    per_experiment = []
     for entry in shown:
         for exp in entry.get("experiments") or []:
             for rev in exp.get("revs") or []:
-                data = (rev.get("data") or {}).get("metrics") or {}
-                for source in data.values():
-                    models = source.get("data", {}).get("models", {})
-                    candidates.update(set(models) - {"dummy", "linear"})
-    assert {"xgboost", "random_forest"} <= candidates
+                metrics = (rev.get("data") or {}).get("metrics") or {}
+                gate = metrics.get("metrics/gate.json", {}).get("data", {})
+                per_experiment.append(sorted(gate.get("candidates", {})))
+    assert sorted(per_experiment) == [["random_forest"], ["xgboost"]]
+    assert "value_per_period" in json.dumps(shown)
 
 
 def test_gate_refuses_and_tuning_is_skipped_loudly(ran_project: Path):
@@ -133,11 +144,3 @@ def test_cli_tune_refuses_with_the_gates_reason(ran_project: Path):
     assert refused.returncode == 3
     assert "xgboost does not beat linear by enough" in refused.stderr
     assert "--force" in refused.stderr and "Traceback" not in refused.stderr
-
-
-def test_strict_gate_fails_the_run_after_writing_its_record(scratch: Path):
-    failed = run(["dvc", "exp", "run", "-S", "gate.strict=true"], scratch, check=False)
-    assert failed.returncode != 0
-    assert "gate refused" in failed.stdout + failed.stderr
-    gate = json.loads((scratch / "reports" / "gate.json").read_text())
-    assert gate["strict"] is True and gate["tuning_allowed"] is False

@@ -5,6 +5,7 @@ DVC's write is timing, so the state it leaves is built here.)"""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,24 @@ def test_the_next_retrain_restores_before_it_runs(tmp_path: Path):
     with guarded_lock(tmp_path):  # what run_command wraps `dvc exp run` in
         assert (tmp_path / "dvc.lock").read_text() == LOCK
         assert (tmp_path / LOCK_GUARD / "dvc.lock").read_text() == LOCK
+
+
+def test_the_lock_the_killed_run_staged_is_unstaged(tmp_path: Path):
+    """A committed lock (a champion run the user committed): the killed `dvc exp run` had
+    staged its own lock in git's index. Put back in the work tree only, the lock equals
+    the commit's while the index holds the killed run's, and DVC's next `exp run` failed
+    ("Stash apply resulted in merge conflicts"): the index entry is put back too."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@e"]
+    (tmp_path / "dvc.lock").write_text(LOCK)
+    for step in (["init", "-q"], ["add", "dvc.lock"], ["commit", "-qm", "run"]):
+        subprocess.run([*git, *step], cwd=tmp_path, check=True)
+    guarded_lock(tmp_path).__enter__()  # killed
+    (tmp_path / "dvc.lock").write_text(TRUNCATED)
+    subprocess.run(["git", "add", "dvc.lock"], cwd=tmp_path, check=True)  # as DVC stages it
+
+    assert restore_lock_of_a_killed_run(tmp_path)
+    assert (tmp_path / "dvc.lock").read_text() == LOCK
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert staged.stdout == ""  # the index is the commit's again

@@ -23,6 +23,7 @@ from valuegate.pipeline.package import finish_record
 from valuegate.registry import Registry
 
 SMALL = (
+    "assess.n_folds=2",
     "gate.cross_fit.folds=3",
     "gate.cross_fit.choice_resamples=50",
     "deploy.n_resamples=200",
@@ -147,11 +148,15 @@ def test_the_package_stage_writes_what_the_step_returns_and_compares_with_the_ch
     monkeypatch.chdir(tmp_path)
     registry = Registry("models/registry/german_credit")
     records = []
+    # the second run reuses the first's prepared and assessed data (same data, seed and
+    # assess settings), as a sweep's runs do: one assessment, not two
+    cache: dict = {}
     # On 1,000 rows no candidate passes the gate: the linear baseline goes forward, and a
     # change of its C makes the challenger.
     for candidate in (("model=[xgboost]",), ("model=[xgboost]", "+baseline.linear.params.C=0.05")):
         config = _project(tmp_path, candidate)
-        result = run(config, load_raw(config.data), file_sha256(config.data.path), tune=False)
+        sha = file_sha256(config.data.path)
+        result = run(config, load_raw(config.data), sha, tune=False, cache=cache)
         write_result(result, tmp_path)
         step, stamped = _in_memory(config, result, registry)
         stage.main([])

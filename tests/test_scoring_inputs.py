@@ -7,7 +7,9 @@ inputs with a message (issue 11, items 2 and 8).
    unseen levels, integer codes as numbers and new gaps too. The numpy hot path and the
    sklearn pipeline give the same scores.
 2. `valuegate predict` on broken inputs: non-zero exit, no traceback, the message names
-   the column / row / option, the input is untouched and nothing is written.
+   the column / row / option, the input is untouched and nothing is written. The cases run
+   in this process through the command's entry point (tests/inprocess.py); one runs as a
+   real process, and the killed-run test starts real ones.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 
 from tests.conftest import ROOT, tool_env
 from tests.deploy_helpers import make_bundle, raw_rows
+from tests.inprocess import InProcess
 from valuegate.bundle import (
     HOT_PIPELINE,
     HOT_XGB,
@@ -328,9 +331,19 @@ CASES = [
 ]  # fmt: skip
 
 
+# This one runs as a real `valuegate predict` process (exit status, no traceback at exit);
+# the others in this process, through the same entry point.
+REAL_PROCESS = "ragged-row"
+
+
+@pytest.fixture
+def here(monkeypatch, capsys) -> InProcess:
+    return InProcess(monkeypatch, capsys)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_broken_predict_inputs_fail_clearly_and_write_nothing(cli_root, tmp_path, case):
-    _name, write, output, extra, named = case
+def test_broken_predict_inputs_fail_clearly_and_write_nothing(cli_root, tmp_path, case, here):
+    name, write, output, extra, named = case
     source = tmp_path / "in.csv"
     write(source)
     (tmp_path / "sub").mkdir()
@@ -340,10 +353,16 @@ def test_broken_predict_inputs_fail_clearly_and_write_nothing(cli_root, tmp_path
     target = output(tmp_path) if callable(output) else tmp_path / output
     before = digest(source)
     listing = sorted(p.name for p in tmp_path.rglob("*"))
-    result = subprocess.run(
-        predict_cmd(cli_root, "--input", str(source), "--output", str(target), *extra),
-        cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    command = predict_cmd(cli_root, "--input", str(source), "--output", str(target), *extra)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    if name == REAL_PROCESS:
+        result = subprocess.run(
+            command, cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=120
+        )
+    else:
+        result = here.cli(command[1:], tmp_path)
+        # the command's SIGTERM handler (unwind, remove the partial file) is put back
+        assert signal.getsignal(signal.SIGTERM) == sigterm
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
     for words in named:
@@ -352,12 +371,10 @@ def test_broken_predict_inputs_fail_clearly_and_write_nothing(cli_root, tmp_path
     assert sorted(p.name for p in tmp_path.rglob("*")) == listing  # nothing written
 
 
-def test_a_latin1_file_is_read_with_its_encoding(cli_root, tmp_path):
+def test_a_latin1_file_is_read_with_its_encoding(cli_root, tmp_path, here):
     _latin1(tmp_path / "in.csv")
-    result = subprocess.run(
-        predict_cmd(cli_root, "--input", "in.csv", "--output", "o.csv", "--encoding", "latin-1"),
-        cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    command = predict_cmd(cli_root, "--input", "in.csv", "--output", "o.csv")
+    result = here.cli([*command[1:], "--encoding", "latin-1"], tmp_path)
     assert result.returncode == 0, result.stderr
     # "télévision" is a level the model never saw: scored as one, and counted
     assert "unseen categories (scored as unknown levels): purpose 1" in result.stdout
@@ -365,7 +382,7 @@ def test_a_latin1_file_is_read_with_its_encoding(cli_root, tmp_path):
 
 
 def test_a_killed_run_leaves_only_a_marked_partial_file_that_the_next_run_removes(
-    cli_root, tmp_path
+    cli_root, tmp_path, here
 ):
     source = tmp_path / "big.parquet"
     raw_rows(300_000).to_parquet(source)
@@ -392,10 +409,8 @@ def test_a_killed_run_leaves_only_a_marked_partial_file_that_the_next_run_remove
             assert left == [partial]  # hidden and named for what it is
     small = tmp_path / "small.csv"
     raw_rows(10).to_csv(small, index=False)
-    result = subprocess.run(
-        predict_cmd(cli_root, "--input", str(small), "--output", str(target)),
-        cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    # the next run (in this process: the same command) removes what the SIGKILL left
+    result = here.cli(predict_cmd(cli_root, "--input", str(small), "--output", str(target))[1:])
     assert result.returncode == 0, result.stderr
     assert "left by an earlier run that was killed" in result.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

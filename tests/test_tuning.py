@@ -140,8 +140,15 @@ def test_corrupt_storage_file_is_named(tmp_path: Path):
 
 
 def test_foreign_storage_url_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"tune\.storage: cannot open 'nosuchdb://nowhere/x'"):
+        open_storage("nosuchdb://nowhere/x", tmp_path / "j")
+    # At once, not after retries (they are for workers racing to create a new database's
+    # tables; none mends a URL of an unknown database kind). Timed the second time: the
+    # first pays SQLAlchemy's one-off search of installed plugins (~1 s); retries took 3 s.
+    started = time.monotonic()
     with pytest.raises(ConfigError, match=r"tune\.storage"):
         open_storage("nosuchdb://nowhere/x", tmp_path / "j")
+    assert time.monotonic() - started < 1.0
 
 
 def test_empty_search_space_is_refused():
@@ -175,19 +182,20 @@ def test_forced_studies_are_marked(tmp_path: Path):
     assert study.user_attrs["forced"] is True
 
 
-@pytest.mark.slow
 def test_a_lock_left_by_a_killed_writer_expires(tmp_path: Path, monkeypatch):
     """SIGKILL during a journal write leaves Optuna's lock symlink behind; the next run
-    must break it after the grace period instead of waiting forever."""
+    must break it after the grace period instead of waiting forever. (A 3 s grace period,
+    Optuna's least without a warning, instead of the stages' 30 s: the same code path.)"""
     monkeypatch.chdir(tmp_path)
     journal = Path("tuning") / "optuna.journal"  # relative, as the stage passes it
-    storage = open_storage(None, journal)
+    storage = open_storage(None, journal, lock_grace_seconds=3)
     journal_abs = str(journal.resolve())
     Path(journal_abs + ".lock").symlink_to(journal_abs)  # what a killed holder leaves
     started = time.monotonic()
     study = create_study("after-kill", storage, 0, False, False)
+    waited = time.monotonic() - started
     assert study.study_name == "after-kill"
-    assert time.monotonic() - started < 120
+    assert 3 <= waited < 30  # it waited out the grace period it was given, no longer
     assert not Path(journal_abs + ".lock").exists()
 
 
@@ -650,7 +658,7 @@ def test_a_trial_over_its_budget_is_stopped_mid_fit_recorded_and_the_study_goes_
     from valuegate.tuning import summarise
 
     problem = slow_xgboost_problem()
-    problem.trial_timeout = 5.0  # the quick trial takes < 1 s even on a loaded machine
+    problem.trial_timeout = 3.0  # the quick trial takes < 1 s even on a loaded machine
     study = create_study("budget", None, 0, pruning=True, forced=False)
     study.enqueue_trial({"n_estimators": 100_000})  # minutes unless stopped
     study.enqueue_trial({"n_estimators": 5})
@@ -660,7 +668,7 @@ def test_a_trial_over_its_budget_is_stopped_mid_fit_recorded_and_the_study_goes_
     assert time.monotonic() - started < 30
     slow, quick = study.trials
     assert slow.state == TrialState.PRUNED and quick.state == TrialState.COMPLETE
-    assert slow.user_attrs["stopped"].startswith("over tune.trial_timeout (5 s): stopped after")
+    assert slow.user_attrs["stopped"].startswith("over tune.trial_timeout (3 s): stopped after")
     assert slow.user_attrs["stopped"].endswith("0 of 3 folds done")
     result = summarise(study, "xgboost", "n_trials", 1.0)
     assert result.summary()["trials_over_budget"] == 1 and result.n_complete == 1

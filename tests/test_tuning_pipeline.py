@@ -1,5 +1,10 @@
 """End to end: the gate passes on data a linear model cannot learn, tuning runs, survives
-SIGKILL, and the command-line sweep refuses or runs according to the gate."""
+SIGKILL, and the command-line sweep refuses or runs according to the gate.
+
+The module's runs before the last test are made in this process (`run_in_memory`: the
+pipeline's steps, their outputs written as the stages write them); the tune stage runs
+as its own process in the SIGKILL and two-worker tests, the `valuegate tune` command in
+the sweep tests, and every stage under `dvc exp run` in the new-split test."""
 
 from __future__ import annotations
 
@@ -70,16 +75,52 @@ def finished_trials(project: Path) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
+def compose_params(project: Path, settings: list[str]) -> dict:
+    """params.yaml of SETTINGS + `settings`, as `valuegate compose` writes it (in this
+    process: the command is not what these tests check); returns the composed dict."""
+    from valuegate.config.loading import compose_config, write_params
+
+    raw = compose_config(project / "conf", [*SETTINGS, *settings])
+    write_params(raw, project / "params.yaml")
+    return raw
+
+
+def run_in_memory(project: Path, settings: list[str], through: str) -> None:
+    """What `dvc exp run -S ... <through>` leaves in `project`, made in this process:
+    params.yaml as `valuegate compose` writes it, the pipeline's steps in memory
+    (`pipeline.run`: the steps the stages run; studies in the stages' journal) and their
+    outputs written as the stages write them (`stages.outputs.write_result`). The stages
+    under DVC run in the new-split test's full `dvc exp run`; here a `dvc exp run` cost
+    the suite ~25 s of stage start-up and DVC for the same files."""
+    from valuegate.config.loading import validate
+    from valuegate.data import file_sha256, load_raw
+    from valuegate.paths import TUNE_JOURNAL
+    from valuegate.pipeline import run as run_pipeline
+    from valuegate.stages.outputs import write_result
+
+    config = validate(compose_params(project, settings))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)  # data.path is relative to the project
+        frame = load_raw(config.data)
+        result = run_pipeline(
+            config,
+            frame,
+            file_sha256(config.data.path),
+            through=through,
+            journal=project / TUNE_JOURNAL,
+        )
+    write_result(result, project)
+
+
 @pytest.fixture(scope="module")
 def tuned_project(tmp_path_factory) -> Path:
-    """One `dvc exp run` through evaluate (what the module's tests read; package, score,
-    report and monitor run in the new-split test's full run), shared, in order, by the
-    module's tests: each needs only this run, plus what it does itself."""
+    """One run through evaluate (what the module's tests read; `run_in_memory`), shared,
+    in order, by the module's tests: each needs only this run, plus what it does itself."""
     project = tmp_path_factory.mktemp("xor") / "project"
     copy_project(project)
     write_xor(project)
     run(["git", "add", "data/raw/xor.csv"], project)
-    run(["dvc", "exp", "run", *sets("tune.n_trials=6"), "evaluate"], project)
+    run_in_memory(project, ["tune.n_trials=6"], "evaluate")
     return project
 
 
@@ -112,8 +153,7 @@ def test_gate_passes_and_tuned_model_goes_forward(tuned_project: Path):
 @pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
 def test_sigkill_mid_study_then_rerun_continues_the_same_study(tuned_project: Path):
     project = tuned_project
-    compose = [sys.executable, "-m", "valuegate.cli", "compose", *SETTINGS, "tune.n_trials=14"]
-    run(compose, project)
+    compose_params(project, ["tune.n_trials=14"])
     before_run = {t.number for t in finished_trials(project)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "valuegate.stages.tune"],
@@ -185,15 +225,21 @@ def test_cli_sweep_keeps_an_experiment_preset_in_the_printed_command():
 
 
 @pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
-def test_cli_sweep_with_another_experiment_refuses_in_one_line(tuned_project: Path):
+def test_cli_sweep_with_another_experiment_refuses_in_one_line(
+    tuned_project: Path, monkeypatch, capsys
+):
     """It composes its own config and refuses data and a gate record made from another."""
+    from tests.inprocess import InProcess
+
     cli = [sys.executable, "-m", "valuegate.cli", "tune"]
     result = run([*cli, "+experiment=diabetes", "model=xgboost"], tuned_project, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "data/assessed was prepared from another config (data differs" in result.stderr
     assert "dvc exp run -S +experiment=diabetes -S model=xgboost" in result.stderr
-    # Same data, another objective: the gate's record does not apply.
-    result = run([*cli, *SETTINGS, "objective.volume=123"], tuned_project, check=False)
+    # Same data, another objective: the gate's record does not apply. (In this process,
+    # through the command's entry point: the real process's exit is checked just above.)
+    here = InProcess(monkeypatch, capsys)
+    result = here.cli(["tune", *SETTINGS, "objective.volume=123"], tuned_project)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "reports/gate.json was produced from another config/data (objective differs)" in (
         result.stderr
@@ -203,9 +249,9 @@ def test_cli_sweep_with_another_experiment_refuses_in_one_line(tuned_project: Pa
 @pytest.mark.xdist_group("tuned_project")  # shares, in order, the module's run
 def test_two_worker_processes_finish_exactly_the_requested_trials(tuned_project: Path):
     project = tuned_project
-    compose = [sys.executable, "-m", "valuegate.cli", "compose", *SETTINGS]
-    # A fresh study (4 folds) long enough that the second worker starts before it ends.
-    run([*compose, "tune.n_jobs=2", "tune.n_trials=40", "tune.n_folds=4"], project)
+    # A fresh study (4 folds) long enough that the second worker starts before it ends (it
+    # is spawned when the study starts, so its imports are the first worker's head start).
+    compose_params(project, ["tune.n_jobs=2", "tune.n_trials=40", "tune.n_folds=4"])
     run([sys.executable, "-m", "valuegate.stages.tune"], project)
     tune = json.loads((project / "reports" / "tune.json").read_text())
     study = optuna.load_study(
@@ -224,11 +270,11 @@ def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tuned_project: Pa
     it refits the best params as the tune stage does, records the study as forced, and the
     evaluate stage values it, so `valuegate show` lists it with its value."""
     project = tuned_project
-    # An uplift no model earns: the gate refuses, so the pipeline's tune stage skips (and
-    # DVC removes the tuned model the module's run wrote). Only the objective changes:
-    # prepare and assess are not rerun.
-    settings = [*SETTINGS, "tune.n_trials=3", "objective.min_uplift=1000000000"]
-    run(["dvc", "exp", "run", *[x for s in settings for x in ("-S", s)], "tune"], project)
+    # An uplift no model earns: the gate refuses, so the tune step skips and replaces the
+    # tuned model the module's run wrote with a note (what `dvc exp run ... tune` leaves).
+    forcing = ["tune.n_trials=3", "objective.min_uplift=1000000000"]
+    run_in_memory(project, forcing, "tune")
+    settings = [*SETTINGS, *forcing]
     assert not json.loads((project / "reports" / "gate.json").read_text())["tuning_allowed"]
     assert not (project / "models" / "tuned" / "xgboost_tuned").exists()
 
@@ -254,7 +300,8 @@ def test_forced_cli_sweep_writes_a_tuned_model_that_show_lists(tuned_project: Pa
 def test_a_new_split_after_tuning_reruns_cleanly(tuned_project: Path):
     """After a run that tuned, a run with other split fractions and seed used to fail in
     the gate (the old tune record listed tuned models scored on the old split). The one
-    full run of the module (package, score, report, monitor with a tuned model)."""
+    `dvc exp run` of the module: every stage under DVC (package, score, report, monitor
+    with a tuned model too)."""
     project = tuned_project
     first = json.loads((project / "reports" / "tune.json").read_text())
     assert first["studies"]["xgboost"]["folds"]["kind"] == "kfold"

@@ -328,11 +328,20 @@ def _models(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     import signal
 
+    # A `kill` (SIGTERM) unwinds like Ctrl-C, so the unfinished output file is removed
+    # (a SIGKILL's is removed by the next run writing the same output). The handler
+    # before it is put back after: run in-process (the tests), the command leaves none.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        _score_file(args)
+    finally:
+        if previous is not None:  # None: a handler set outside Python, not restorable
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _score_file(args: argparse.Namespace) -> None:
     from valuegate.serving.batch import describe_extras, predict_file
 
-    # A `kill` (SIGTERM) unwinds like Ctrl-C, so the unfinished output file is removed
-    # (a SIGKILL's is removed by the next run writing the same output).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     deploy = _deploy_config(args.params)
     bundle = _registry(args).load(args.model)
     if args.dask_scheduler:  # Parquet partitions on a Dask cluster (valuegate.distributed)

@@ -287,11 +287,20 @@ class StopOnValue:
             study.stop()
 
 
-def open_storage(url: str | None, journal_path: Path | None) -> Any:
+def open_storage(
+    url: str | None, journal_path: Path | None, *, lock_grace_seconds: int = 30
+) -> Any:
     """A journal file at `journal_path` (default) or the RDB at `url`, with clear errors;
-    in memory when neither is given (an in-process run, valuegate.pipeline.run)."""
+    in memory when neither is given (an in-process run, valuegate.pipeline.run).
+
+    `lock_grace_seconds`: how long the journal's lock may go without the journal changing
+    before a writer breaks it as left by a killed process (Optuna's grace period; its
+    default, 30, is what the stages use: a shorter one risks breaking a live writer's lock
+    on a slow shared disk, and Optuna warns below 3)."""
     if url:
         import time
+
+        from sqlalchemy.exc import ArgumentError  # optuna's RDB storage is SQLAlchemy's
 
         for attempt in range(3):
             try:
@@ -301,6 +310,9 @@ def open_storage(url: str | None, journal_path: Path | None) -> Any:
                     f"tune.storage: no database driver for {url!r} ({exc}); for PostgreSQL "
                     "install one: pip install 'psycopg[binary]'"
                 ) from None
+            except ArgumentError as exc:
+                # A URL SQLAlchemy cannot parse or an unknown database kind: no retry mends it.
+                raise ConfigError(f"tune.storage: cannot open {url!r}: {exc}") from None
             except Exception as exc:
                 # Workers starting together race to create a new database's tables.
                 if attempt == 2:
@@ -308,14 +320,16 @@ def open_storage(url: str | None, journal_path: Path | None) -> Any:
                 time.sleep(1.0 + attempt)
     if journal_path is None:
         return optuna.storages.InMemoryStorage()
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # An absolute path matters: Optuna's lock is a symlink to this path, and a relative
         # target breaks its stale-lock detection, so a lock left by a killed process (SIGKILL
-        # mid-write) would block every later run instead of expiring after 30 s.
-        backend = JournalFileBackend(str(journal_path.resolve()))
+        # mid-write) would block every later run instead of expiring after the grace period.
+        # The symlink lock is the backend's default; built here only to set its period.
+        path = str(journal_path.resolve())
+        backend = JournalFileBackend(path, JournalFileSymlinkLock(path, lock_grace_seconds))
         storage = optuna.storages.JournalStorage(backend)
         storage.get_all_studies()
     except Exception as exc:

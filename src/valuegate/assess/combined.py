@@ -220,11 +220,7 @@ class QuickModel:
 
     def evaluate(self, features: list[str], pairs=()) -> float | None:
         """Cross-validated score of the quick model on `features` (+ pair differences)."""
-        key = (tuple(sorted(features)), tuple(pairs))
-        if key not in self._cache:
-            matrix, mask, _ = self.matrix(features, list(pairs))
-            self._cache[key] = score(self.y, self.out_of_fold(matrix, mask), self.data.task)
-        return self._cache[key]
+        return self._score(features, list(pairs), last3=False)
 
     def score_without(
         self, features: list[str], pairs: list[tuple[str, str, str]], drop
@@ -235,10 +231,19 @@ class QuickModel:
         drop = set(drop)
         kept = [f for f in features if f not in drop]
         kept_pairs = [p for p in pairs if p[0] not in drop and p[1] not in drop]
-        key = ("last3", tuple(sorted(kept)), tuple(kept_pairs))
+        return self._score(kept, kept_pairs, last3=True)
+
+    def _score(
+        self, features: list[str], pairs: list[tuple[str, str, str]], last3: bool
+    ) -> float | None:
+        """Out-of-fold score on every fold or on the last 3, cached per feature set: the
+        leak rounds, drop-column importance and the stand-in search ask for the same sets
+        again (with 3 folds or fewer, both fold sets are the same)."""
+        folds = self.folds[-3:] if last3 else self.folds
+        key = (len(folds), tuple(sorted(features)), tuple(pairs))
         if key not in self._cache:
-            matrix, mask, _ = self.matrix(kept, kept_pairs)
-            predicted = self.out_of_fold(matrix, mask, self.folds[-3:])
+            matrix, mask, _ = self.matrix(features, pairs)
+            predicted = self.out_of_fold(matrix, mask, folds)
             self._cache[key] = score(self.y, predicted, self.data.task)
         return self._cache[key]
 
@@ -246,14 +251,21 @@ class QuickModel:
         self, features: list[str], pairs: list[tuple[str, str, str]], candidates: int
     ) -> tuple[float | None, dict[str, float | None]]:
         """(score with every feature, {feature: score without it}) on the same folds (at
-        most 3 of them, to bound the cost), for the `candidates` features whose
-        permutation most lowers the score of a model fitted on the first fold."""
+        most 3 of them, to bound the cost), for the `candidates` most important features
+        (`important`), most important first."""
+        full = self.score_without(features, pairs, [])
+        top = self.important(features, pairs, candidates)
+        return full, {feature: self.score_without(features, pairs, [feature]) for feature in top}
+
+    def important(
+        self, features: list[str], pairs: list[tuple[str, str, str]], candidates: int
+    ) -> list[str]:
+        """The `candidates` features whose permutation most lowers the score of a model
+        fitted on the first drop-column fold, most important first (one fit)."""
         from threadpoolctl import threadpool_limits
 
         matrix, mask, groups = self.matrix(features, pairs)
-        folds = self.folds[-3:]
-        full = score(self.y, self.out_of_fold(matrix, mask, folds), self.data.task)
-        fit_rows, test_rows = folds[0]
+        fit_rows, test_rows = self.folds[-3:][0]
         model = self._model(mask)
         with threadpool_limits(FIT_THREADS, user_api="openmp"):
             model.fit(matrix[fit_rows], self.y[fit_rows])
@@ -266,13 +278,7 @@ class QuickModel:
                 shuffled[:, columns] = shuffled[rng.permutation(len(part))][:, columns]
                 after = score(self.y[test_rows], self._predict(model, shuffled), self.data.task)
                 importance[feature] = base - (after if after is not None else 0.0)
-        top = sorted(importance, key=lambda f: -importance[f])[:candidates]
-        without = {}
-        for feature in top:
-            keep = [i for i in range(matrix.shape[1]) if i not in set(groups[feature])]
-            predicted = self.out_of_fold(matrix[:, keep], mask[keep], folds)
-            without[feature] = score(self.y, predicted, self.data.task)
-        return full, without
+        return sorted(importance, key=lambda f: -importance[f])[:candidates]
 
 
 def _minority(y: np.ndarray) -> int:

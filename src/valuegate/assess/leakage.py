@@ -737,10 +737,12 @@ def _stand_ins(
             if v is not None and (v < block or v == floor):
                 needed.add(f)
     # The leak-free model's own most important features too: a stand-in the leak masked
-    # may not have been among the candidates while the leak was there.
-    _, free_without = quick.drop_column(features, round_pairs, cfg.culprit_candidates)
+    # may not have been among the candidates while the leak was there. (Their drop-column
+    # scores are for the report: computed only when stand-ins are found, as the last
+    # search, which finds none, would spend most of its fits on them.)
+    free_top = quick.important(features, round_pairs, cfg.culprit_candidates)
     suspects: list[str] = []
-    for candidates in [*(r["without"] for r in blocking), free_without]:
+    for candidates in [*(r["without"] for r in blocking), free_top]:
         for f in candidates:
             if (
                 f in features
@@ -812,7 +814,7 @@ def _stand_ins(
         "fall": kept - without_members,
         "fall_suspects": fall_free,
         "fall_with_leak": fall_with_leak,
-        "without": free_without,
+        "without": {f: quick.score_without(features, round_pairs, [f]) for f in free_top},
         "restores": restores,
     }
 

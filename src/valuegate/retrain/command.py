@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,12 @@ def restore_lock_of_a_killed_run(root: Path = Path(".")) -> bool:
         os.replace(saved, lock)
     else:
         lock.unlink(missing_ok=True)
+    # The killed `dvc exp run` had also staged its lock in git's index: put the entry back
+    # to the commit's. Left staged, a lock put back equal to the commit's (a committed run)
+    # makes DVC's next `exp run` fail ("Stash apply resulted in merge conflicts").
+    # Not a git repo, no commit yet or no git: nothing staged to put back.
+    with suppress(OSError):
+        subprocess.run(["git", "reset", "-q", "--", LOCK_FILE.name], cwd=root, capture_output=True)
     (guard / "running").unlink()
     log.warning("an earlier retrain was killed: dvc.lock is back as it was before that run")
     return True
