@@ -73,6 +73,43 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def compose_params(project: Path, overrides: list[str]) -> dict:
+    """params.yaml of `project`'s conf/ + `overrides`, as `valuegate compose` writes it (in
+    this process); returns the composed dict."""
+    from valuegate.config.loading import compose_config, write_params
+
+    raw = compose_config(project / "conf", overrides)
+    write_params(raw, project / "params.yaml")
+    return raw
+
+
+def run_in_memory(project: Path, overrides: list[str], through: str = "evaluate"):
+    """What `dvc exp run -S OVERRIDES... THROUGH` leaves in `project`, made in this
+    process: params.yaml as `valuegate compose` writes it, the steps the stages run
+    (`pipeline.run`, studies in the stages' journal) and their outputs written as the
+    stages write them (`stages.outputs.write_result`). For tests whose subject is a later
+    stage or command, not how DVC wires the earlier ones: a `dvc exp run` costs ~1 min of
+    stage start-ups and DVC for the same files. Returns the validated config."""
+    from valuegate.data import file_sha256, load_raw
+    from valuegate.paths import TUNE_JOURNAL
+    from valuegate.pipeline import run as run_pipeline
+    from valuegate.stages.outputs import write_result
+
+    config = validate(compose_params(project, overrides))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)  # data.path is relative to the project
+        frame = load_raw(config.data)
+        result = run_pipeline(
+            config,
+            frame,
+            file_sha256(config.data.path),
+            through=through,
+            journal=project / TUNE_JOURNAL,
+        )
+    write_result(result, project)
+    return config
+
+
 @pytest.fixture
 def compose():
     """compose(*overrides) -> validated Config from the repo's conf/."""

@@ -16,14 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import run_in_memory
 from tests.test_deploy_pipeline import deploy_record, scratch_copy
 from valuegate.bundle import load_bundle
-from valuegate.config import compose_config, load_params, write_params
-from valuegate.data import file_sha256, load_raw
-from valuegate.pipeline import run as run_pipeline
 from valuegate.row_lineage import read_rows, row_hashes
 from valuegate.stages import package
-from valuegate.stages.outputs import write_result
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +55,7 @@ def test_a_new_split_compares_the_champion_only_on_rows_it_never_saw(
         "deploy.seed_stability.seeds=0",
     ]
     monkeypatch.chdir(project)  # the stages read and write relative to the project
-    write_params(compose_config(project / "conf", overrides), project / "params.yaml")
-    config = load_params()
-    result = run_pipeline(config, load_raw(config.data), file_sha256(config.data.path))
-    write_result(result, project)  # what the stages up to evaluate write, byte for byte
+    run_in_memory(project, overrides)  # what the stages up to evaluate write, byte for byte
     package.main([])  # the package stage itself: the registry, the budget, the record
 
     record = deploy_record(project)

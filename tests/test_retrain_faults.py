@@ -18,10 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import copy_project, run, tool_env
-from valuegate.config.loading import compose_config, validate, write_params
-from valuegate.data import file_sha256, load_raw
-from valuegate.paths import TUNE_JOURNAL
+from tests.conftest import copy_project, run, run_in_memory, tool_env
 from valuegate.registry import STALE, Registry
 
 # Small and quick: 1,500 people per year, one candidate, two trials, no seed refits (the
@@ -132,24 +129,14 @@ def _consistent(project: Path, champion: str) -> Registry:
 
 
 def _champion_in_memory(project: Path) -> None:
-    """The champion v1 (trained on 2015) as the stages write it, in this process: params.yaml
-    as `valuegate compose` writes it, the pipeline's steps in memory through evaluate
-    (`pipeline.run`, the steps the stages run) and their outputs written as the stages
-    write them, then the package stage's own `main`. What the retrains need is a champion
-    in the registry; the DVC runs under test are the retrains' (a `dvc exp run` here cost
-    ~1 min of CPU more: stage start-ups and DVC, for the same files)."""
-    from valuegate.pipeline import run as run_pipeline
+    """The champion v1 (trained on 2015) as the stages write it, in this process: the
+    pipeline through evaluate (tests/conftest.py `run_in_memory`), then the package stage's
+    own `main`. What the retrains need is a champion in the registry; the DVC runs under
+    test are the retrains' (a `dvc exp run` here cost ~1 min of CPU more: stage start-ups
+    and DVC, for the same files)."""
     from valuegate.stages import package
-    from valuegate.stages.outputs import write_result
 
-    raw = compose_config(project / "conf", OVERRIDES)
-    write_params(raw, project / "params.yaml")
-    config = validate(raw)
-    frame = load_raw(config.data)
-    result = run_pipeline(
-        config, frame, file_sha256(config.data.path), journal=project / TUNE_JOURNAL
-    )
-    write_result(result, project)
+    run_in_memory(project, OVERRIDES)
     package.main([])
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from tests import conftest
 from tests.conftest import copy_project, run, tool_env
 from valuegate.tuning import open_storage
 
@@ -76,40 +77,14 @@ def finished_trials(project: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def compose_params(project: Path, settings: list[str]) -> dict:
-    """params.yaml of SETTINGS + `settings`, as `valuegate compose` writes it (in this
-    process: the command is not what these tests check); returns the composed dict."""
-    from valuegate.config.loading import compose_config, write_params
-
-    raw = compose_config(project / "conf", [*SETTINGS, *settings])
-    write_params(raw, project / "params.yaml")
-    return raw
+    """params.yaml of SETTINGS + `settings`, as `valuegate compose` writes it."""
+    return conftest.compose_params(project, [*SETTINGS, *settings])
 
 
 def run_in_memory(project: Path, settings: list[str], through: str) -> None:
-    """What `dvc exp run -S ... <through>` leaves in `project`, made in this process:
-    params.yaml as `valuegate compose` writes it, the pipeline's steps in memory
-    (`pipeline.run`: the steps the stages run; studies in the stages' journal) and their
-    outputs written as the stages write them (`stages.outputs.write_result`). The stages
-    under DVC run in the new-split test's full `dvc exp run`; here a `dvc exp run` cost
-    the suite ~25 s of stage start-up and DVC for the same files."""
-    from valuegate.config.loading import validate
-    from valuegate.data import file_sha256, load_raw
-    from valuegate.paths import TUNE_JOURNAL
-    from valuegate.pipeline import run as run_pipeline
-    from valuegate.stages.outputs import write_result
-
-    config = validate(compose_params(project, settings))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(project)  # data.path is relative to the project
-        frame = load_raw(config.data)
-        result = run_pipeline(
-            config,
-            frame,
-            file_sha256(config.data.path),
-            through=through,
-            journal=project / TUNE_JOURNAL,
-        )
-    write_result(result, project)
+    """What `dvc exp run -S SETTINGS + settings ... <through>` leaves, made in this process
+    (tests/conftest.py); the stages under DVC run in the new-split test's full `dvc exp run`."""
+    conftest.run_in_memory(project, [*SETTINGS, *settings], through)
 
 
 @pytest.fixture(scope="module")
